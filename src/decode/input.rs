@@ -1,0 +1,147 @@
+//! Opening input files: transparent gzip, Latin-1 transcoding, and the content fingerprint the
+//! ledger uses to recognise a file it has already loaded.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+pub fn open_file(path: &Path) -> Result<File> {
+    if path.is_dir() {
+        return Err(Error::input(path, None, "is a folder, not a file"));
+    }
+    File::open(path).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::NotFound => {
+                "check the path; relative paths are resolved from the current folder"
+            }
+            io::ErrorKind::PermissionDenied => "give the user running caudal read permission on it",
+            _ => "check that the file is readable",
+        };
+        Error::Input(Box::new(crate::error::InputProblem {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot open: {e}"),
+            hint: Some(hint.into()),
+        }))
+    })
+}
+
+/// The file's bytes, decompressed when it is gzip (by content, not by name).
+pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let mut file = open_file(path)?;
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let head = io::Cursor::new(magic[..n].to_vec());
+    let raw = head.chain(file);
+    if n == 2 && magic == GZIP_MAGIC {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            MultiGzDecoder::new(BufReader::new(raw)),
+        )))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, raw)))
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads Latin-1 (ISO-8859-1) bytes as UTF-8: every byte is the code point of the same number.
+pub struct Latin1ToUtf8<R> {
+    inner: R,
+    pending: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Latin1ToUtf8<R> {
+    pub fn new(inner: R) -> Self {
+        Latin1ToUtf8 {
+            inner,
+            pending: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Latin1ToUtf8<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.pending.len() {
+            let mut raw = vec![0u8; out.len().clamp(1, 64 * 1024).div_ceil(2)];
+            let n = self.inner.read(&mut raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.pending.clear();
+            self.pos = 0;
+            for &b in &raw[..n] {
+                if b < 0x80 {
+                    self.pending.push(b);
+                } else {
+                    self.pending.push(0xC0 | (b >> 6));
+                    self.pending.push(0x80 | (b & 0x3F));
+                }
+            }
+        }
+        let n = out.len().min(self.pending.len() - self.pos);
+        out[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Identity of a file's content: the ledger skips a delivery whose hash it has already loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFingerprint {
+    pub sha256: String,
+    pub size: u64,
+}
+
+pub fn fingerprint(path: &Path) -> Result<FileFingerprint> {
+    let mut file = open_file(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok(FileFingerprint {
+        sha256: hex::encode(hasher.finalize()),
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latin1_becomes_utf8() {
+        let mut r = Latin1ToUtf8::new(&b"caf\xe9 \xd1and\xfa"[..]);
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "café Ñandú");
+    }
+}

@@ -1,0 +1,260 @@
+//! The ledger: what was delivered, when, and how it ended. It lives in `.caudal/ledger.db`
+//! (SQLite) and is the memory that makes a re-run skip files already loaded.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::error::{Context, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Started and not finished: after a crash, recovery finishes or discards it.
+    Running,
+    Loaded,
+    /// The contract rejected the delivery as a whole; nothing was loaded.
+    Rejected,
+    /// The file could not be read as data (bad encoding, unterminated quote, …).
+    Failed,
+    /// The same content was loaded before.
+    Duplicate,
+    /// A transient or internal failure; the file can be retried.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Loaded => "loaded",
+            Status::Rejected => "rejected",
+            Status::Failed => "failed",
+            Status::Duplicate => "duplicate",
+            Status::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "running" => Status::Running,
+            "loaded" => Status::Loaded,
+            "rejected" => Status::Rejected,
+            "failed" => Status::Failed,
+            "duplicate" => Status::Duplicate,
+            _ => Status::Error,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub load_id: String,
+    pub pipeline: String,
+    pub source: String,
+    pub content_hash: String,
+    pub size: u64,
+    pub status: Status,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+    pub report: Option<String>,
+}
+
+/// Counts and outcome written when a delivery ends.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    pub report: Option<String>,
+}
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    load_id TEXT NOT NULL UNIQUE,
+    pipeline TEXT NOT NULL,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    rows_read INTEGER NOT NULL DEFAULT 0,
+    rows_loaded INTEGER NOT NULL DEFAULT 0,
+    rows_rejected INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    error TEXT,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_hash ON deliveries (pipeline, content_hash, status);
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status);
+";
+
+impl Ledger {
+    pub fn open(state_dir: &Path) -> Result<Ledger> {
+        std::fs::create_dir_all(state_dir)
+            .context(|| format!("creating {}", state_dir.display()))?;
+        let path = state_dir.join("ledger.db");
+        let conn = crate::sink::open_connection(&path)?;
+        conn.execute_batch("PRAGMA synchronous=FULL;")
+            .context(|| "configuring the ledger".into())?;
+        conn.execute_batch(SCHEMA)
+            .context(|| format!("creating the ledger in {}", path.display()))?;
+        Ok(Ledger { conn })
+    }
+
+    /// The load id of an earlier delivery of the same content that was loaded, if any.
+    pub fn loaded_before(&self, pipeline: &str, content_hash: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT load_id FROM deliveries WHERE pipeline = ?1 AND content_hash = ?2 AND status = 'loaded' ORDER BY id LIMIT 1",
+                params![pipeline, content_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .context(|| "looking up earlier deliveries".into())
+    }
+
+    /// An unfinished delivery of this content (a crash left it running): it is resumed with its
+    /// load id, so sinks that already committed it skip it.
+    pub fn unfinished(&self, pipeline: &str, content_hash: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT load_id FROM deliveries WHERE pipeline = ?1 AND content_hash = ?2 AND status = 'running' ORDER BY id LIMIT 1",
+                params![pipeline, content_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .context(|| "looking up unfinished deliveries".into())
+    }
+
+    pub fn start(
+        &self,
+        load_id: &str,
+        pipeline: &str,
+        source: &str,
+        content_hash: &str,
+        size: u64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
+                 ON CONFLICT (load_id) DO UPDATE SET started_at = excluded.started_at",
+                params![load_id, pipeline, source, content_hash, size as i64, now()],
+            )
+            .context(|| "recording the delivery start".into())?;
+        Ok(())
+    }
+
+    pub fn record_duplicate(
+        &self,
+        load_id: &str,
+        pipeline: &str,
+        source: &str,
+        content_hash: &str,
+        size: u64,
+        original: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at, finished_at, duration_ms, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'duplicate', ?6, ?6, 0, ?7)",
+                params![load_id, pipeline, source, content_hash, size as i64, now(), format!("same content as load {original}")],
+            )
+            .context(|| "recording a duplicate".into())?;
+        Ok(())
+    }
+
+    pub fn finish(&self, load_id: &str, status: Status, outcome: &Outcome) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = ?2, rows_read = ?3, rows_loaded = ?4, rows_rejected = ?5, finished_at = ?6, duration_ms = ?7, error = ?8, report = ?9 WHERE load_id = ?1",
+                params![
+                    load_id,
+                    status.as_str(),
+                    outcome.rows_read as i64,
+                    outcome.rows_loaded as i64,
+                    outcome.rows_rejected as i64,
+                    now(),
+                    outcome.duration_ms as i64,
+                    outcome.error,
+                    outcome.report
+                ],
+            )
+            .context(|| "recording the delivery outcome".into())?;
+        Ok(())
+    }
+
+    pub fn running(&self) -> Result<Vec<DeliveryRecord>> {
+        self.query("WHERE status = 'running' ORDER BY id", params![])
+    }
+
+    pub fn recent(&self, pipeline: Option<&str>, limit: usize) -> Result<Vec<DeliveryRecord>> {
+        match pipeline {
+            Some(p) => self.query(
+                "WHERE pipeline = ?1 ORDER BY id DESC LIMIT ?2",
+                params![p, limit as i64],
+            ),
+            None => self.query("ORDER BY id DESC LIMIT ?1", params![limit as i64]),
+        }
+    }
+
+    fn query(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "SELECT id, load_id, pipeline, source, content_hash, size, status, rows_read, rows_loaded, rows_rejected, started_at, finished_at, duration_ms, error, report FROM deliveries {tail}"
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .context(|| "reading the ledger".into())?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok(DeliveryRecord {
+                    id: r.get(0)?,
+                    load_id: r.get(1)?,
+                    pipeline: r.get(2)?,
+                    source: r.get(3)?,
+                    content_hash: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                    status: Status::parse(&r.get::<_, String>(6)?),
+                    rows_read: r.get::<_, i64>(7)? as u64,
+                    rows_loaded: r.get::<_, i64>(8)? as u64,
+                    rows_rejected: r.get::<_, i64>(9)? as u64,
+                    started_at: r.get(10)?,
+                    finished_at: r.get(11)?,
+                    duration_ms: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+                    error: r.get(13)?,
+                    report: r.get(14)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .context(|| "reading the ledger".into())?;
+        Ok(rows)
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A fresh load id: sortable by time, unique across processes and ledgers (the lake's file
+/// names embed it, so it must never repeat even if the ledger is deleted).
+pub fn new_load_id() -> String {
+    let t = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
+    let r: u32 = rand::random();
+    format!("{t}-{r:08x}")
+}

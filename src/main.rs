@@ -1,0 +1,393 @@
+//! The `caudal` command line: parse arguments, call the library, print, map errors to exit codes
+//! (0 ok, 1 invalid data, 2 usage or configuration, 3 transient failure, 70 internal error).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use caudal::config::{self, Project};
+use caudal::error::{Error, Result};
+use caudal::ledger::{Ledger, Status};
+use caudal::pipeline::{DeliveryReport, Loader, files_in};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "caudal",
+    version,
+    about = "Files in, contracts checked, SQL transforms, exactly-once loads into SQLite and a Parquet lake."
+)]
+struct Cli {
+    /// Project folder (default: the nearest folder upwards holding caudal.toml).
+    #[arg(long, short = 'C', global = true, env = "CAUDAL_PROJECT")]
+    project: Option<PathBuf>,
+    /// More log output (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new project: a commented caudal.toml, a contract and sample data.
+    Init { dir: PathBuf },
+    /// Check caudal.toml and its contracts; list every error with file:line:column.
+    Validate,
+    /// Validate a file against a pipeline's contract and transform; writes nothing.
+    Check {
+        file: PathBuf,
+        #[arg(long, short = 'p')]
+        pipeline: Option<String>,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load files (or every file of a folder) through a pipeline, each exactly once.
+    Load {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, short = 'p')]
+        pipeline: Option<String>,
+        /// Print each delivery's report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent deliveries: file, status, rows read/loaded/rejected, time.
+    Runs {
+        #[arg(long, short = 'p')]
+        pipeline: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create ./caudal-demo (if absent) and load the sample shop data.
+    Demo {
+        #[arg(long, default_value = "caudal-demo")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes away (`| head`).
+    // SAFETY: restoring the default disposition of a signal at start-up, before any threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "caudal=warn",
+        1 => "caudal=info",
+        _ => "caudal=debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.class().exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Init { dir } => {
+            caudal::scaffold::init(&dir)?;
+            println!("Created a caudal project in {}.", dir.display());
+            println!(
+                "Next:\n  cd {}\n  caudal validate\n  caudal load incoming/ -p orders\n  caudal runs",
+                dir.display()
+            );
+            Ok(0)
+        }
+        Command::Validate => {
+            let root = config::locate_project(cli.project.as_deref())?;
+            let project = config::load_project(&root)?;
+            println!(
+                "{}: ok ({} pipeline{}, {} destination{})",
+                root.join(config::CONFIG_FILE).display(),
+                project.pipelines.len(),
+                plural(project.pipelines.len()),
+                project.destinations.len(),
+                plural(project.destinations.len())
+            );
+            Ok(0)
+        }
+        Command::Check {
+            file,
+            pipeline,
+            json,
+        } => {
+            let project = open_project(cli.project.as_deref())?;
+            let pipeline = pick_pipeline(&project, pipeline.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("starting the runtime", e))?;
+            let mut worst = 0;
+            for path in files_in(&file, pipeline)? {
+                let report = Loader::check_file(&runtime, &project, pipeline, &path)?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    print_check(&report);
+                }
+                worst = worst.max(
+                    if report.violations.is_empty() && report.status != Status::Failed {
+                        0
+                    } else {
+                        1
+                    },
+                );
+            }
+            Ok(worst)
+        }
+        Command::Load {
+            paths,
+            pipeline,
+            json,
+        } => {
+            let project = open_project(cli.project.as_deref())?;
+            let pipeline = pick_pipeline(&project, pipeline.as_deref())?;
+            let mut files = Vec::new();
+            for p in &paths {
+                files.extend(files_in(p, pipeline)?);
+            }
+            if files.is_empty() {
+                eprintln!(
+                    "nothing to load: no matching files in {}",
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(0);
+            }
+            let loader = Loader::open(&project, !json)?;
+            let mut worst = 0;
+            for path in files {
+                let report = loader.load_file(pipeline, &path)?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    print_delivery(&report);
+                }
+                worst = worst.max(report.exit_code());
+            }
+            Ok(worst)
+        }
+        Command::Runs {
+            pipeline,
+            limit,
+            json,
+        } => {
+            let project = open_project(cli.project.as_deref())?;
+            let ledger = Ledger::open(&project.state_dir)?;
+            let runs = ledger.recent(pipeline.as_deref(), limit)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs)
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                );
+                return Ok(0);
+            }
+            if runs.is_empty() {
+                println!("no deliveries yet");
+                return Ok(0);
+            }
+            println!(
+                "{:<24} {:<12} {:<10} {:>9} {:>9} {:>9} {:>8}  file",
+                "started", "pipeline", "status", "read", "loaded", "rejected", "ms"
+            );
+            for r in runs {
+                println!(
+                    "{:<24} {:<12} {:<10} {:>9} {:>9} {:>9} {:>8}  {}",
+                    r.started_at,
+                    r.pipeline,
+                    r.status.as_str(),
+                    r.rows_read,
+                    r.rows_loaded,
+                    r.rows_rejected,
+                    r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+                    r.source
+                );
+                if let Some(e) = r.error.filter(|_| r.status != Status::Loaded) {
+                    println!("{:<24} {}", "", e);
+                }
+            }
+            Ok(0)
+        }
+        Command::Demo { dir } => demo(&dir),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn open_project(explicit: Option<&Path>) -> Result<Project> {
+    let root = config::locate_project(explicit)?;
+    config::load_project(&root)
+}
+
+fn pick_pipeline<'a>(project: &'a Project, name: Option<&str>) -> Result<&'a config::Pipeline> {
+    let names = || {
+        project
+            .pipelines
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(n) => project.pipelines.get(n).ok_or_else(|| {
+            Error::usage(format!("no pipeline named \"{n}\"; pipelines: {}", names()))
+        }),
+        None if project.pipelines.len() == 1 => project
+            .pipelines
+            .values()
+            .next()
+            .ok_or_else(|| Error::Internal("no pipeline".into())),
+        None => Err(Error::usage(format!(
+            "say which pipeline with -p NAME; pipelines: {}",
+            names()
+        ))),
+    }
+}
+
+fn print_json(report: &DeliveryReport) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    Ok(())
+}
+
+fn print_violations(report: &DeliveryReport, limit: usize) {
+    for v in report.violations.errors.iter().take(limit) {
+        println!("    {v}");
+    }
+    if report.violations.total as usize > limit {
+        println!("    … {} more", report.violations.total as usize - limit);
+        for (rule, count) in &report.violations.by_rule {
+            println!("      {count:>7} × {rule}");
+        }
+    }
+}
+
+fn print_check(report: &DeliveryReport) {
+    if report.violations.is_empty() && report.status != Status::Failed {
+        println!("{}: valid ({} rows)", report.source, report.rows_read);
+        return;
+    }
+    println!(
+        "{}: {} problem{} in {} rows",
+        report.source,
+        report.violations.total,
+        plural(report.violations.total as usize),
+        report.rows_read
+    );
+    print_violations(report, 20);
+}
+
+fn print_delivery(report: &DeliveryReport) {
+    match report.status {
+        Status::Duplicate => println!(
+            "{}: skipped, same content as load {}",
+            report.source,
+            report.duplicate_of.as_deref().unwrap_or("?")
+        ),
+        Status::Loaded => {
+            print!("{}: loaded {} rows", report.source, report.rows_loaded);
+            if report.rows_rejected > 0 {
+                let verb = if report.on_invalid == config::OnInvalid::Drop {
+                    "dropped"
+                } else {
+                    "quarantined"
+                };
+                print!(", {verb} {}", report.rows_rejected);
+            }
+            println!(" ({} ms)", report.duration_ms);
+            if report.rows_rejected > 0 {
+                print_violations(report, 5);
+            }
+        }
+        Status::Rejected => {
+            println!(
+                "{}: rejected, nothing loaded ({} problems)",
+                report.source, report.violations.total
+            );
+            print_violations(report, 10);
+        }
+        _ => {
+            if let Some(e) = &report.error {
+                println!(
+                    "{}: {} — {}",
+                    report.source,
+                    report.status.as_str(),
+                    e.message
+                );
+            } else {
+                println!("{}: {}", report.source, report.status.as_str());
+                print_violations(report, 10);
+            }
+        }
+    }
+    if let Some(p) = &report.report_path {
+        println!("    report: {}", p.display());
+    }
+}
+
+fn demo(dir: &Path) -> Result<u8> {
+    let created = caudal::demo::materialize(dir)?;
+    println!(
+        "{} the demo project in {}",
+        if created { "Created" } else { "Using" },
+        dir.display()
+    );
+    let project = config::load_project(dir)?;
+    let pipeline = pick_pipeline(&project, Some("sales"))?;
+    let loader = Loader::open(&project, false)?;
+    let files = files_in(&pipeline.source.path, pipeline)?;
+    let (mut loaded, mut rejected) = (0, 0);
+    for path in &files {
+        let report = loader.load_file(pipeline, path)?;
+        print_delivery(&report);
+        loaded += report.rows_loaded;
+        rejected += report.rows_rejected;
+    }
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    println!();
+    println!("Loaded {loaded} rows, quarantined {rejected} (with their reasons) this run.");
+    println!(
+        "  warehouse: {}/warehouse.db (tables sales, sales_rejects)",
+        abs.display()
+    );
+    println!(
+        "  lake:      {}/lake/sales/sale_date=YYYY-MM-DD/*.parquet",
+        abs.display()
+    );
+    println!("  reports:   {}/.caudal/reports/", abs.display());
+    println!();
+    println!("Try:");
+    println!(
+        "  sqlite3 {}/warehouse.db \"SELECT segment, count(*), round(sum(total), 2) FROM sales GROUP BY segment\"",
+        abs.display()
+    );
+    println!(
+        "  sqlite3 {}/warehouse.db \"SELECT _caudal_line, _caudal_errors FROM sales_rejects\"",
+        abs.display()
+    );
+    println!("  caudal -C {} runs", dir.display());
+    Ok(0)
+}

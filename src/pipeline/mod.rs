@@ -1,0 +1,584 @@
+//! The runner: one delivery (one file) through decode → check → transform → sinks, with the
+//! ledger recording it and the two-phase sink commit making it exactly-once.
+
+mod recovery;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+
+use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
+use crate::contract::{Checker, Violations, infer_contract};
+use crate::decode::{self, Decoder, fingerprint};
+use crate::error::{Error, ErrorClass, Result};
+use crate::ledger::{Ledger, Outcome, Status, new_load_id};
+use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
+
+pub use report::DeliveryReport;
+
+/// Holds the project lock for the lifetime of a loading process.
+pub struct Loader<'p> {
+    project: &'p Project,
+    ledger: Ledger,
+    runtime: tokio::runtime::Runtime,
+    progress: bool,
+    _lock: std::fs::File,
+}
+
+/// What one delivery produced before its outcome was decided.
+struct Run {
+    rows_read: u64,
+    rows_loaded: u64,
+    rows_rejected: u64,
+    violations: Violations,
+    /// The delivery must not load (header problems, table rules, or reject policy).
+    refused: Option<Status>,
+}
+
+fn lock_project(project: &Project) -> Result<std::fs::File> {
+    std::fs::create_dir_all(&project.state_dir)
+        .map_err(|e| Error::io(format!("creating {}", project.state_dir.display()), e))?;
+    let path = project.state_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { lock: path }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", path.display()), e))
+        }
+    }
+}
+
+impl<'p> Loader<'p> {
+    /// Take the project lock, open the ledger and recover from any earlier crash.
+    pub fn open(project: &'p Project, progress: bool) -> Result<Self> {
+        let lock = lock_project(project)?;
+        let ledger = Ledger::open(&project.state_dir)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the runtime", e))?;
+        let loader = Loader {
+            project,
+            ledger,
+            runtime,
+            progress,
+            _lock: lock,
+        };
+        recovery::recover(&loader)?;
+        Ok(loader)
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Load one file through a pipeline, exactly once.
+    pub fn load_file(&self, pipeline: &Pipeline, path: &Path) -> Result<DeliveryReport> {
+        let started = Instant::now();
+        let source = path.display().to_string();
+        let print = fingerprint(path)?;
+        if let Some(original) = self.ledger.loaded_before(&pipeline.name, &print.sha256)? {
+            let load_id = new_load_id();
+            self.ledger.record_duplicate(
+                &load_id,
+                &pipeline.name,
+                &source,
+                &print.sha256,
+                print.size,
+                &original,
+            )?;
+            tracing::info!(pipeline = %pipeline.name, file = %source, status = "duplicate", original = %original, "delivery skipped: content already loaded");
+            return Ok(DeliveryReport::duplicate(
+                load_id, pipeline, source, original,
+            ));
+        }
+        let load_id = match self.ledger.unfinished(&pipeline.name, &print.sha256)? {
+            Some(id) => id,
+            None => new_load_id(),
+        };
+        self.ledger
+            .start(&load_id, &pipeline.name, &source, &print.sha256, print.size)?;
+        let ctx = LoadContext {
+            load_id: load_id.clone(),
+            pipeline: pipeline.name.clone(),
+            source: source.clone(),
+        };
+        let result = self.run(pipeline, path, Some(&ctx));
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let report = match result {
+            Ok(run) => {
+                let status = run.refused.unwrap_or(Status::Loaded);
+                DeliveryReport::from_run(
+                    load_id.clone(),
+                    pipeline,
+                    source.clone(),
+                    status,
+                    run.rows_read,
+                    run.rows_loaded,
+                    run.rows_rejected,
+                    run.violations,
+                    None,
+                )
+            }
+            Err(e) => {
+                let status = if e.class() == ErrorClass::BadInput {
+                    Status::Failed
+                } else {
+                    Status::Error
+                };
+                DeliveryReport::from_run(
+                    load_id.clone(),
+                    pipeline,
+                    source.clone(),
+                    status,
+                    0,
+                    0,
+                    0,
+                    Violations::default(),
+                    Some(e),
+                )
+            }
+        };
+        let report = report
+            .with_duration(duration_ms)
+            .written_to(&self.project.state_dir)?;
+        let outcome = Outcome {
+            rows_read: report.rows_read,
+            rows_loaded: report.rows_loaded,
+            rows_rejected: report.rows_rejected,
+            duration_ms,
+            error: report.error_message(),
+            report: report.report_path.as_ref().map(|p| p.display().to_string()),
+        };
+        self.ledger.finish(&load_id, report.status, &outcome)?;
+        tracing::info!(
+            pipeline = %pipeline.name,
+            file = %source,
+            load_id = %load_id,
+            status = report.status.as_str(),
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_rejected = report.rows_rejected,
+            ms = duration_ms,
+            "delivery"
+        );
+        Ok(report)
+    }
+
+    /// Check a file against the pipeline (contract and transform) without writing anything.
+    pub fn check_file(
+        runtime: &tokio::runtime::Runtime,
+        project: &Project,
+        pipeline: &Pipeline,
+        path: &Path,
+    ) -> Result<DeliveryReport> {
+        let started = Instant::now();
+        let run = execute(runtime, project, pipeline, path, None, false)?;
+        let status = run.refused.unwrap_or(if run.violations.is_empty() {
+            Status::Loaded
+        } else {
+            Status::Rejected
+        });
+        Ok(DeliveryReport::from_run(
+            String::new(),
+            pipeline,
+            path.display().to_string(),
+            status,
+            run.rows_read,
+            run.rows_loaded,
+            run.rows_rejected,
+            run.violations,
+            None,
+        )
+        .with_duration(started.elapsed().as_millis() as u64))
+    }
+
+    fn run(&self, pipeline: &Pipeline, path: &Path, ctx: Option<&LoadContext>) -> Result<Run> {
+        execute(
+            &self.runtime,
+            self.project,
+            pipeline,
+            path,
+            ctx.map(|c| (c, self.project)),
+            self.progress,
+        )
+    }
+
+    pub fn project(&self) -> &Project {
+        self.project
+    }
+}
+
+/// Loads grouped by destination: one writer (one transaction) per destination.
+fn by_destination(loads: &[LoadSpec]) -> BTreeMap<String, Vec<LoadSpec>> {
+    let mut out: BTreeMap<String, Vec<LoadSpec>> = BTreeMap::new();
+    for l in loads {
+        out.entry(l.into.clone()).or_default().push(l.clone());
+    }
+    out
+}
+
+type SinkThread = std::thread::JoinHandle<Result<Box<dyn DeliveryWriter>>>;
+
+fn spawn_sink(
+    name: String,
+    mut writer: Box<dyn DeliveryWriter>,
+) -> (SyncSender<SinkInput>, SinkThread) {
+    let (tx, rx) = sync_channel::<SinkInput>(2);
+    let handle = std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || {
+            for input in rx {
+                if let Err(e) = writer.write(input) {
+                    writer.abort();
+                    return Err(e);
+                }
+            }
+            match writer.prepare() {
+                Ok(()) => Ok(writer),
+                Err(e) => {
+                    writer.abort();
+                    Err(e)
+                }
+            }
+        });
+    match handle {
+        Ok(h) => (tx, h),
+        Err(e) => {
+            let h = std::thread::spawn(move || Err(Error::io("starting a sink thread", e)));
+            (tx, h)
+        }
+    }
+}
+
+fn send_all(
+    senders: &[SyncSender<SinkInput>],
+    make: impl Fn(RecordBatch) -> SinkInput,
+    batch: &RecordBatch,
+) -> bool {
+    senders.iter().all(|s| s.send(make(batch.clone())).is_ok())
+}
+
+/// Decode and check the whole file, feeding valid rows to `valid` and rejects to the sinks.
+struct CheckStats {
+    rows_read: u64,
+    rows_rejected: u64,
+    violations: Violations,
+    stop_loading: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_all(
+    mut decoder: Box<dyn Decoder>,
+    first: Option<decode::RawBatch>,
+    checker: &mut Checker,
+    policy: OnInvalid,
+    mut valid: impl FnMut(RecordBatch) -> bool,
+    reject_sinks: &[SyncSender<SinkInput>],
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<CheckStats> {
+    let mut stats = CheckStats {
+        rows_read: 0,
+        rows_rejected: 0,
+        violations: Violations::default(),
+        stop_loading: false,
+    };
+    let mut next = first;
+    loop {
+        let Some(raw) = next.take() else { break };
+        stats.rows_read += raw.num_rows() as u64;
+        let checked = checker.check(raw, &mut stats.violations)?;
+        if let Some(rejected) = &checked.rejected {
+            stats.rows_rejected += rejected.num_rows() as u64;
+            match policy {
+                OnInvalid::Reject => stats.stop_loading = true,
+                OnInvalid::Quarantine if !stats.stop_loading
+                    && !send_all(reject_sinks, SinkInput::Rejects, rejected) => {
+                        stats.stop_loading = true;
+                    }
+                _ => {}
+            }
+        }
+        if !stats.stop_loading && checked.valid.num_rows() > 0 && !valid(checked.valid) {
+            stats.stop_loading = true;
+        }
+        if let Some(bar) = progress {
+            bar.set_position(decoder.bytes_read());
+        }
+        if policy == OnInvalid::Reject && stats.stop_loading && stats.violations.truncated() {
+            break;
+        }
+        next = decoder.next_batch()?;
+    }
+    stats.violations.extend(decoder.take_trailing_problems());
+    let blank: u64 = stats
+        .violations
+        .errors
+        .iter()
+        .filter(|v| v.code == "blank-row" && v.batch_row.is_none())
+        .count() as u64;
+    stats.rows_rejected += blank;
+    stats.violations.extend(checker.finish());
+    Ok(stats)
+}
+
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    project: &Project,
+    pipeline: &Pipeline,
+    path: &Path,
+    load: Option<(&LoadContext, &Project)>,
+    show_progress: bool,
+) -> Result<Run> {
+    let declared: Vec<String> = pipeline
+        .contract
+        .as_ref()
+        .map(|c| c.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let mut decoder = decode::open(path, &pipeline.source, &declared)?;
+    let first = decoder.next_batch()?;
+    let contract = match &pipeline.contract {
+        Some(c) => c.clone(),
+        None => infer_contract(decoder.header(), first.as_ref()),
+    };
+    let session = runtime.block_on(crate::transform::session_with_references(project))?;
+    let (mut checker, header_problems) =
+        Checker::new(Arc::new(contract), decoder.header(), &session)?;
+    if !header_problems.is_empty() {
+        let mut violations = Violations::default();
+        violations.extend(header_problems);
+        return Ok(Run {
+            rows_read: 0,
+            rows_loaded: 0,
+            rows_rejected: 0,
+            violations,
+            refused: Some(Status::Failed),
+        });
+    }
+
+    // Sinks: one thread per destination, fed through bounded channels (backpressure).
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    if let Some((ctx, project)) = load {
+        for (dest, loads) in by_destination(&pipeline.loads) {
+            if let Some(writer) = open_writer(project, &dest, &loads, ctx)? {
+                let (tx, handle) = spawn_sink(dest.clone(), writer);
+                senders.push(tx);
+                threads.push((dest, handle));
+            }
+        }
+    }
+
+    let progress = if show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(
+            path.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+
+    let policy = pipeline.on_invalid;
+    let mut rows_loaded = 0u64;
+    let stats = match &pipeline.transform {
+        None => {
+            let stats = check_all(
+                decoder,
+                first,
+                &mut checker,
+                policy,
+                |batch| {
+                    rows_loaded += batch.num_rows() as u64;
+                    send_all(&senders, SinkInput::Rows, &batch)
+                },
+                &senders,
+                progress.as_ref(),
+            );
+            stats?
+        }
+        Some(sql) => {
+            let (input_tx, mut output) = runtime.block_on(crate::transform::start(
+                &session,
+                &pipeline.name,
+                sql,
+                checker.schema(),
+            ))?;
+            let reject_senders = senders.clone();
+            let checked = std::thread::scope(|scope| {
+                let producer = scope.spawn(|| {
+                    let input_tx = input_tx;
+                    check_all(
+                        decoder,
+                        first,
+                        &mut checker,
+                        policy,
+                        |batch| input_tx.blocking_send(batch).is_ok(),
+                        &reject_senders,
+                        progress.as_ref(),
+                    )
+                });
+                let consumed: Result<u64> = runtime.block_on(async {
+                    let mut rows = 0u64;
+                    while let Some(batch) = output.next().await {
+                        let batch = batch.map_err(|e| Error::Transform {
+                            context: format!("pipeline `{}`: transform", pipeline.name),
+                            message: e.to_string(),
+                        })?;
+                        rows += batch.num_rows() as u64;
+                        if !send_all(&senders, SinkInput::Rows, &batch) {
+                            break;
+                        }
+                    }
+                    Ok(rows)
+                });
+                drop(output);
+                let produced = producer
+                    .join()
+                    .map_err(|_| Error::Internal("the decoder thread panicked".into()))?;
+                let stats = produced?;
+                rows_loaded = consumed?;
+                Ok::<_, Error>(stats)
+            });
+            drop(reject_senders);
+            match checked {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(senders);
+                    abort_all(threads);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    drop(senders);
+
+    let table_failed = stats
+        .violations
+        .errors
+        .iter()
+        .any(|v| v.code == "table-error");
+    let refused = if table_failed || (policy == OnInvalid::Reject && !stats.violations.is_empty()) {
+        Some(Status::Rejected)
+    } else {
+        None
+    };
+    let mut prepared = Vec::new();
+    let mut failure = None;
+    for (dest, handle) in threads {
+        match handle.join() {
+            Ok(Ok(writer)) => prepared.push(writer),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(_) => {
+                failure = failure.or(Some(Error::Internal(format!(
+                    "the sink thread of {dest} panicked"
+                ))))
+            }
+        }
+    }
+    if let Some(e) = failure {
+        prepared.into_iter().for_each(|w| w.abort());
+        return Err(e);
+    }
+    if refused.is_some() {
+        prepared.into_iter().for_each(|w| w.abort());
+        return Ok(Run {
+            rows_read: stats.rows_read,
+            rows_loaded: 0,
+            rows_rejected: stats.rows_rejected,
+            violations: stats.violations,
+            refused,
+        });
+    }
+    for writer in prepared {
+        writer.commit()?;
+    }
+    let rows_rejected = stats.rows_rejected;
+    Ok(Run {
+        rows_read: stats.rows_read,
+        rows_loaded,
+        rows_rejected,
+        violations: stats.violations,
+        refused: None,
+    })
+}
+
+fn abort_all(threads: Vec<(String, SinkThread)>) {
+    for (_, handle) in threads {
+        if let Ok(Ok(writer)) = handle.join() {
+            writer.abort();
+        }
+    }
+}
+
+/// Files to load from a path: the file itself, or the folder's files that match the pipeline.
+pub fn files_in(path: &Path, pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
+    if !path.exists() {
+        return Err(Error::usage(format!("{} does not exist", path.display())));
+    }
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    collect(path, pipeline, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn collect(dir: &Path, pipeline: &Pipeline, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Input(Box::new(crate::error::InputProblem {
+            path: dir.to_path_buf(),
+            line: None,
+            message: format!("cannot list the folder: {e}"),
+            hint: Some("give the user running caudal read and execute permission on it".into()),
+        }))
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if crate::source::is_ignored_name(&name) {
+            continue;
+        }
+        if path.is_dir() {
+            if pipeline.source.recursive {
+                collect(&path, pipeline, out)?;
+            }
+            continue;
+        }
+        if crate::source::matches_pattern(
+            &name,
+            pipeline.source.pattern.as_deref(),
+            pipeline.source.format,
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

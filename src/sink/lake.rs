@@ -1,0 +1,537 @@
+//! The Parquet lake: Hive partitions `<table>/<column>=<value>/part-<load id>-<n>.parquet`.
+//!
+//! Commit protocol (all under `<lake>/_caudal/`):
+//! 1. write files under `staging/<load id>/<table>/…` and fsync them;
+//! 2. write `loads/<table>/<load id>.json` (the manifest) by temp file + fsync + rename: this
+//!    rename is the commit point;
+//! 3. rename the staged files into place, then remove the staging folder.
+//!
+//! Recovery: a manifest whose staging folder still exists is finished (step 3 is idempotent);
+//! a staging folder without a manifest is discarded. Readers never see partial files because
+//! staging lives outside the table folders.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::kernels::partition::partition;
+use datafusion::arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use super::{DeliveryWriter, LoadContext, SinkInput, text};
+use crate::config::{LoadSpec, WriteMode};
+use crate::error::{Context, Error, Result};
+
+/// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
+/// group: keeps memory flat however many partitions a file spreads over.
+const BUFFER_BUDGET: usize = 64 * 1024 * 1024;
+const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    load_id: String,
+    pipeline: String,
+    source: String,
+    table: String,
+    replace: bool,
+    /// Paths relative to the lake root.
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestFile {
+    path: String,
+    rows: u64,
+}
+
+fn staging_root(lake: &Path) -> PathBuf {
+    lake.join("_caudal").join("staging")
+}
+
+fn manifest_path(lake: &Path, table: &str, load_id: &str) -> PathBuf {
+    lake.join("_caudal")
+        .join("loads")
+        .join(table)
+        .join(format!("{load_id}.json"))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("syncing folder {}", dir.display()))
+}
+
+struct PartitionFile {
+    relative: String,
+    writer: ArrowWriter<File>,
+    rows: u64,
+}
+
+struct TableWriter {
+    spec: LoadSpec,
+    /// Output table folder name (`flights` or `flights_rejects`).
+    table: String,
+    partition_by: Option<String>,
+    files: HashMap<String, PartitionFile>,
+    file_schema: Option<SchemaRef>,
+}
+
+pub struct LakeWriter {
+    lake: PathBuf,
+    ctx: LoadContext,
+    props: WriterProperties,
+    tables: Vec<TableWriter>,
+    rejects: Vec<TableWriter>,
+    prepared: Vec<PathBuf>,
+}
+
+impl LakeWriter {
+    pub fn open(
+        lake: &Path,
+        zstd_level: i32,
+        loads: &[LoadSpec],
+        ctx: &LoadContext,
+    ) -> Result<Option<Self>> {
+        let committed = loads
+            .iter()
+            .all(|l| manifest_path(lake, &l.table, &ctx.load_id).exists());
+        if committed {
+            return Ok(None);
+        }
+        let staging = staging_root(lake).join(&ctx.load_id);
+        if staging.exists() {
+            fs::remove_dir_all(&staging)
+                .context(|| format!("clearing stale staging {}", staging.display()))?;
+        }
+        let level =
+            ZstdLevel::try_new(zstd_level).map_err(|e| Error::usage(format!("zstd_level: {e}")))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .build();
+        let table = |spec: &LoadSpec, name: String, partition_by: Option<String>| TableWriter {
+            spec: spec.clone(),
+            table: name,
+            partition_by,
+            files: HashMap::new(),
+            file_schema: None,
+        };
+        Ok(Some(LakeWriter {
+            lake: lake.to_path_buf(),
+            ctx: ctx.clone(),
+            props,
+            tables: loads
+                .iter()
+                .map(|l| table(l, l.table.clone(), l.partition_by.clone()))
+                .collect(),
+            rejects: loads
+                .iter()
+                .map(|l| table(l, format!("{}_rejects", l.table), None))
+                .collect(),
+            prepared: Vec::new(),
+        }))
+    }
+
+    fn staging(&self) -> PathBuf {
+        staging_root(&self.lake).join(&self.ctx.load_id)
+    }
+}
+
+/// Partition folder values as Hive writes them: dates as YYYY-MM-DD, text escaped.
+fn partition_value(array: &ArrayRef, row: usize) -> Result<String> {
+    if array.is_null(row) {
+        return Ok(NULL_PARTITION.into());
+    }
+    let raw = match array.data_type() {
+        DataType::Date32 => {
+            let mut s = String::new();
+            text::date(
+                &mut s,
+                i64::from(
+                    array
+                        .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
+                        .value(row),
+                ),
+            );
+            s
+        }
+        _ => {
+            let t = crate::contract::to_text(&array.slice(row, 1))?;
+            t.as_string::<i32>().value(0).to_string()
+        }
+    };
+    Ok(raw
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | '=' | ':' | '%' | '"' | '\'' | '#' | '?' | '*' | '[' | ']' | '^'
+            | '\n' | '\r' | '\t' => {
+                let mut b = [0u8; 4];
+                c.encode_utf8(&mut b)
+                    .bytes()
+                    .map(|x| format!("%{x:02X}"))
+                    .collect::<String>()
+            }
+            c => c.to_string(),
+        })
+        .collect())
+}
+
+impl TableWriter {
+    fn write(
+        &mut self,
+        batch: &RecordBatch,
+        staging: &Path,
+        ctx: &LoadContext,
+        props: &WriterProperties,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let Some(column) = self.partition_by.clone() else {
+            return self.append(String::new(), batch.clone(), staging, ctx, props);
+        };
+        let Some(index) = batch.schema().index_of(&column).ok() else {
+            return Err(Error::usage(format!(
+                "table {}: partition_by column \"{column}\" is not among the columns the pipeline produces ({})",
+                self.table,
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        // Sort by the partition column so each partition is one contiguous range.
+        let key = batch.column(index).clone();
+        let order = sort_to_indices(&key, Some(SortOptions::default()), None)
+            .context(|| "ordering rows by partition".into())?;
+        let sorted =
+            take_record_batch(batch, &order).context(|| "ordering rows by partition".into())?;
+        let sorted_key = sorted.column(index).clone();
+        let ranges =
+            partition(std::slice::from_ref(&sorted_key)).context(|| "splitting rows by partition".into())?;
+        let mut data_schema = sorted.schema().as_ref().clone();
+        let fields: Vec<_> = data_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != index)
+            .map(|(_, f)| f.clone())
+            .collect();
+        data_schema = Schema::new(fields);
+        let data_schema = Arc::new(data_schema);
+        let mut columns = sorted.columns().to_vec();
+        columns.remove(index);
+        let data = RecordBatch::try_new(data_schema, columns)
+            .context(|| "dropping the partition column".into())?;
+        for range in ranges.ranges() {
+            let dir = format!("{column}={}", partition_value(&sorted_key, range.start)?);
+            self.append(
+                dir,
+                data.slice(range.start, range.end - range.start),
+                staging,
+                ctx,
+                props,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        dir: String,
+        batch: RecordBatch,
+        staging: &Path,
+        ctx: &LoadContext,
+        props: &WriterProperties,
+    ) -> Result<()> {
+        if let Some(schema) = &self.file_schema {
+            if schema.fields() != batch.schema().fields() {
+                return Err(Error::Internal(format!(
+                    "table {}: batch schema changed within one delivery",
+                    self.table
+                )));
+            }
+        } else {
+            self.file_schema = Some(batch.schema());
+        }
+        if !self.files.contains_key(&dir) {
+            let name = format!("part-{}-0.parquet", ctx.load_id);
+            let relative = if dir.is_empty() {
+                format!("{}/{name}", self.table)
+            } else {
+                format!("{}/{dir}/{name}", self.table)
+            };
+            let path = staging.join(&relative);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+            }
+            let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
+            let writer = ArrowWriter::try_new(file, batch.schema(), Some(props.clone()))
+                .context(|| format!("starting {}", path.display()))?;
+            self.files.insert(
+                dir.clone(),
+                PartitionFile {
+                    relative,
+                    writer,
+                    rows: 0,
+                },
+            );
+        }
+        let Some(file) = self.files.get_mut(&dir) else {
+            return Err(Error::Internal("partition writer vanished".into()));
+        };
+        file.rows += batch.num_rows() as u64;
+        file.writer
+            .write(&batch)
+            .context(|| format!("writing {}", file.relative))
+    }
+
+    fn buffered(&self) -> usize {
+        self.files
+            .values()
+            .map(|f| f.writer.in_progress_size())
+            .sum()
+    }
+
+    fn flush_largest(&mut self) -> Result<()> {
+        if let Some(f) = self
+            .files
+            .values_mut()
+            .max_by_key(|f| f.writer.in_progress_size())
+        {
+            f.writer
+                .flush()
+                .context(|| format!("flushing {}", f.relative))?;
+        }
+        Ok(())
+    }
+
+    /// Close the files, fsync them and write the manifest under a temporary name.
+    fn prepare(
+        &mut self,
+        lake: &Path,
+        staging: &Path,
+        ctx: &LoadContext,
+    ) -> Result<Option<PathBuf>> {
+        let manifest = manifest_path(lake, &self.table, &ctx.load_id);
+        if manifest.exists() {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for (_, f) in self.files.drain() {
+            let file = f
+                .writer
+                .into_inner()
+                .context(|| format!("finishing {}", f.relative))?;
+            file.sync_all()
+                .context(|| format!("syncing {}", f.relative))?;
+            files.push(ManifestFile {
+                path: f.relative,
+                rows: f.rows,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        if files.is_empty() && self.spec.mode != WriteMode::Replace {
+            return Ok(None);
+        }
+        let record = Manifest {
+            load_id: ctx.load_id.clone(),
+            pipeline: ctx.pipeline.clone(),
+            source: ctx.source.clone(),
+            table: self.table.clone(),
+            replace: self.spec.mode == WriteMode::Replace && !self.table.ends_with("_rejects"),
+            files,
+        };
+        let Some(parent) = manifest.parent() else {
+            return Err(Error::Internal("manifest path has no folder".into()));
+        };
+        fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+        let tmp = staging.join(format!("{}.manifest.json", self.table));
+        let bytes = serde_json::to_vec_pretty(&record)
+            .map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+        fs::write(&tmp, bytes).context(|| format!("writing {}", tmp.display()))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .context(|| format!("syncing {}", tmp.display()))?;
+        Ok(Some(tmp))
+    }
+}
+
+/// Step 3 of the protocol, idempotent: move staged files into place, apply `replace`.
+fn publish(lake: &Path, manifest_file: &Path) -> Result<()> {
+    let text =
+        fs::read(manifest_file).context(|| format!("reading {}", manifest_file.display()))?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
+        Error::Internal(format!("corrupt manifest {}: {e}", manifest_file.display()))
+    })?;
+    let staging = staging_root(lake).join(&manifest.load_id);
+    let mut dirs = Vec::new();
+    for f in &manifest.files {
+        let target = lake.join(&f.path);
+        let staged = staging.join(&f.path);
+        if staged.exists() {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+                if !dirs.contains(&parent.to_path_buf()) {
+                    dirs.push(parent.to_path_buf());
+                }
+            }
+            fs::rename(&staged, &target).context(|| format!("moving {} into place", f.path))?;
+        } else if !target.exists() {
+            return Err(Error::Internal(format!(
+                "load {}: file {} is neither staged nor published",
+                manifest.load_id, f.path
+            )));
+        }
+    }
+    for d in &dirs {
+        sync_dir(d)?;
+    }
+    if manifest.replace {
+        let keep: std::collections::HashSet<PathBuf> =
+            manifest.files.iter().map(|f| lake.join(&f.path)).collect();
+        remove_parquet_except(&lake.join(&manifest.table), &keep)?;
+    }
+    Ok(())
+}
+
+fn remove_parquet_except(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            remove_parquet_except(&path, keep)?;
+            if fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false)
+            {
+                let _ = fs::remove_dir(&path);
+            }
+        } else if path.extension().is_some_and(|e| e == "parquet") && !keep.contains(&path) {
+            fs::remove_file(&path).context(|| format!("removing replaced {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Finish committed loads and discard uncommitted staging, after a crash.
+pub fn recover_lake(lake: &Path) -> Result<usize> {
+    let staging = staging_root(lake);
+    let Ok(entries) = fs::read_dir(&staging) else {
+        return Ok(0);
+    };
+    let mut finished = 0;
+    let loads_root = lake.join("_caudal").join("loads");
+    for entry in entries.flatten() {
+        let load_id = entry.file_name().to_string_lossy().to_string();
+        let mut any = false;
+        if let Ok(tables) = fs::read_dir(&loads_root) {
+            for t in tables.flatten() {
+                let m = t.path().join(format!("{load_id}.json"));
+                if m.exists() {
+                    publish(lake, &m)?;
+                    any = true;
+                }
+            }
+        }
+        if any {
+            finished += 1;
+        }
+        fs::remove_dir_all(entry.path())
+            .context(|| format!("removing staging {}", entry.path().display()))?;
+    }
+    Ok(finished)
+}
+
+impl DeliveryWriter for LakeWriter {
+    fn write(&mut self, input: SinkInput) -> Result<()> {
+        let staging = self.staging();
+        let (targets, batch) = match input {
+            SinkInput::Rows(b) => (&mut self.tables, b),
+            SinkInput::Rejects(b) => (&mut self.rejects, b),
+        };
+        for t in targets.iter_mut() {
+            t.write(&batch, &staging, &self.ctx, &self.props)?;
+        }
+        let mut total: usize = self
+            .tables
+            .iter()
+            .chain(self.rejects.iter())
+            .map(TableWriter::buffered)
+            .sum();
+        while total > BUFFER_BUDGET {
+            if let Some(t) = self
+                .tables
+                .iter_mut()
+                .chain(self.rejects.iter_mut())
+                .max_by_key(|t| t.buffered())
+            {
+                t.flush_largest()?;
+            }
+            let next: usize = self
+                .tables
+                .iter()
+                .chain(self.rejects.iter())
+                .map(TableWriter::buffered)
+                .sum();
+            if next >= total {
+                break;
+            }
+            total = next;
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        let staging = self.staging();
+        fs::create_dir_all(&staging).context(|| format!("creating {}", staging.display()))?;
+        let mut manifests = Vec::new();
+        for t in self.tables.iter_mut().chain(self.rejects.iter_mut()) {
+            if let Some(m) = t.prepare(&self.lake, &staging, &self.ctx)? {
+                manifests.push(m);
+            }
+        }
+        self.prepared = manifests;
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        for tmp in &self.prepared {
+            let table = tmp
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".manifest.json"))
+                .ok_or_else(|| Error::Internal("odd manifest name".into()))?;
+            let target = manifest_path(&self.lake, table, &self.ctx.load_id);
+            fs::rename(tmp, &target).context(|| format!("committing {}", target.display()))?;
+            if let Some(parent) = target.parent() {
+                sync_dir(parent)?;
+            }
+            publish(&self.lake, &target)?;
+        }
+        let staging = self.staging();
+        if staging.exists() {
+            fs::remove_dir_all(&staging).context(|| format!("removing {}", staging.display()))?;
+        }
+        Ok(())
+    }
+
+    fn abort(self: Box<Self>) {
+        let staging = self.staging();
+        drop(self);
+        if staging.exists()
+            && let Err(e) = fs::remove_dir_all(&staging) {
+                tracing::warn!(staging = %staging.display(), error = %e, "could not remove staging; it is discarded at the next start");
+            }
+    }
+}

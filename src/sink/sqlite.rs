@@ -1,0 +1,425 @@
+//! SQLite destination: rows are bound from Arrow arrays into one prepared statement inside one
+//! transaction per delivery; the `_caudal_loads` marker row is written in that same transaction.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Float64Type, Int64Type, Schema, TimestampMicrosecondType,
+};
+use rusqlite::{Connection, types::Null};
+
+use super::{DeliveryWriter, LoadContext, SinkInput, text};
+use crate::config::{LoadSpec, WriteMode};
+use crate::error::{Context, Error, Result};
+
+const MARKERS: &str = "_caudal_loads";
+
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+    }
+    let conn =
+        Connection::open(path).context(|| format!("opening SQLite database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .context(|| "setting busy timeout".into())?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")
+        .context(|| format!("configuring {}", path.display()))?;
+    Ok(conn)
+}
+
+pub fn sqlite_type(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Boolean => "INTEGER",
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "REAL",
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => "NUMERIC",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BLOB",
+        _ => "TEXT",
+    }
+}
+
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// One table this delivery writes, with its statement built at the first batch.
+struct TableTarget {
+    spec: LoadSpec,
+    prepared: bool,
+    rows: u64,
+}
+
+pub struct SqliteWriter {
+    path: PathBuf,
+    conn: Connection,
+    ctx: LoadContext,
+    tables: Vec<TableTarget>,
+    rejects_prepared: HashSet<String>,
+    rejected: u64,
+}
+
+impl SqliteWriter {
+    pub fn open(path: &Path, loads: &[LoadSpec], ctx: &LoadContext) -> Result<Option<Self>> {
+        let conn = open_connection(path)?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
+        ))
+        .context(|| format!("creating {MARKERS} in {}", path.display()))?;
+        let done: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {MARKERS} WHERE load_id = ?1"),
+                [&ctx.load_id],
+                |r| r.get(0),
+            )
+            .context(|| format!("reading load markers in {}", path.display()))?;
+        if done > 0 {
+            return Ok(None);
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .context(|| format!("starting a transaction on {}", path.display()))?;
+        Ok(Some(SqliteWriter {
+            path: path.to_path_buf(),
+            conn,
+            ctx: ctx.clone(),
+            tables: loads
+                .iter()
+                .map(|l| TableTarget {
+                    spec: l.clone(),
+                    prepared: false,
+                    rows: 0,
+                })
+                .collect(),
+            rejects_prepared: HashSet::new(),
+            rejected: 0,
+        }))
+    }
+
+    fn existing_columns(&self, table: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(table)))
+            .context(|| format!("reading the columns of {table}"))?;
+        let cols = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+            .context(|| format!("reading the columns of {table}"))?;
+        Ok(cols)
+    }
+
+    /// Create the table, or reconcile the batch's columns with it (schema drift).
+    fn prepare_table(&self, table: &str, schema: &Schema, evolve: bool) -> Result<()> {
+        let existing = self.existing_columns(table)?;
+        if existing.is_empty() {
+            let cols: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", quote(f.name()), sqlite_type(f.data_type())))
+                .collect();
+            self.conn
+                .execute_batch(&format!(
+                    "CREATE TABLE {} ({})",
+                    quote(table),
+                    cols.join(", ")
+                ))
+                .context(|| format!("creating table {table} in {}", self.path.display()))?;
+            return Ok(());
+        }
+        let new: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|f| !existing.iter().any(|c| c == f.name()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if !evolve {
+            let names: Vec<&str> = new.iter().map(|f| f.name().as_str()).collect();
+            return Err(Error::Usage {
+                message: format!(
+                    "schema drift: table {table} in {} has no column(s) {}; add evolve = true to the load to add them, or change the transform",
+                    self.path.display(),
+                    names.join(", ")
+                ),
+            });
+        }
+        for f in new {
+            self.conn
+                .execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    quote(table),
+                    quote(f.name()),
+                    sqlite_type(f.data_type())
+                ))
+                .context(|| format!("adding column {} to {table}", f.name()))?;
+        }
+        Ok(())
+    }
+
+    fn insert(
+        &self,
+        table: &str,
+        batch: &RecordBatch,
+        mode: &WriteMode,
+        extra: &[(&str, &str)],
+    ) -> Result<()> {
+        let schema = batch.schema();
+        let mut names: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
+        names.extend(extra.iter().map(|(n, _)| quote(n)));
+        let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(table),
+            names.join(", "),
+            params.join(", ")
+        );
+        if let WriteMode::Merge { key } = mode {
+            let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !keys.contains(n))
+                .map(|n| format!("{n} = excluded.{n}"))
+                .collect();
+            sql.push_str(&format!(" ON CONFLICT ({}) DO ", keys.join(", ")));
+            if updates.is_empty() {
+                sql.push_str("NOTHING");
+            } else {
+                sql.push_str(&format!("UPDATE SET {}", updates.join(", ")));
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .context(|| format!("preparing the insert into {table}"))?;
+        let columns: Vec<Column> = batch
+            .columns()
+            .iter()
+            .map(Column::new)
+            .collect::<Result<_>>()?;
+        let mut buf = String::with_capacity(32);
+        for row in 0..batch.num_rows() {
+            for (i, col) in columns.iter().enumerate() {
+                col.bind(&mut stmt, i + 1, row, &mut buf)
+                    .context(|| format!("binding column {} of {table}", schema.field(i).name()))?;
+            }
+            for (j, (_, value)) in extra.iter().enumerate() {
+                stmt.raw_bind_parameter(columns.len() + j + 1, value)
+                    .context(|| format!("binding into {table}"))?;
+            }
+            stmt.raw_execute()
+                .context(|| format!("inserting into {table}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// An Arrow column viewed for binding without per-cell dynamic casts.
+enum Column<'a> {
+    Int(&'a datafusion::arrow::array::PrimitiveArray<Int64Type>),
+    Float(&'a datafusion::arrow::array::PrimitiveArray<Float64Type>),
+    Bool(&'a datafusion::arrow::array::BooleanArray),
+    Text(&'a datafusion::arrow::array::StringArray),
+    Date(&'a datafusion::arrow::array::PrimitiveArray<Date32Type>),
+    Timestamp(&'a datafusion::arrow::array::PrimitiveArray<TimestampMicrosecondType>),
+    Other(ArrayRef),
+}
+
+impl<'a> Column<'a> {
+    fn new(array: &'a ArrayRef) -> Result<Self> {
+        Ok(match array.data_type() {
+            DataType::Int64 => Column::Int(array.as_primitive()),
+            DataType::Float64 => Column::Float(array.as_primitive()),
+            DataType::Boolean => Column::Bool(array.as_boolean()),
+            DataType::Utf8 => Column::Text(array.as_string()),
+            DataType::Date32 => Column::Date(array.as_primitive()),
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, _) => {
+                Column::Timestamp(array.as_primitive())
+            }
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => Column::Other(
+                datafusion::arrow::compute::cast(array, &DataType::Int64)
+                    .context(|| "widening an integer column".into())?,
+            ),
+            DataType::Float16 | DataType::Float32 => Column::Other(
+                datafusion::arrow::compute::cast(array, &DataType::Float64)
+                    .context(|| "widening a float column".into())?,
+            ),
+            DataType::Timestamp(_, tz) => Column::Other(
+                datafusion::arrow::compute::cast(
+                    array,
+                    &DataType::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                        tz.clone(),
+                    ),
+                )
+                .context(|| "normalising a timestamp column".into())?,
+            ),
+            _ => Column::Other(crate::contract::to_text(array)?),
+        })
+    }
+
+    fn bind(
+        &self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        idx: usize,
+        row: usize,
+        buf: &mut String,
+    ) -> rusqlite::Result<()> {
+        macro_rules! bind {
+            ($arr:expr, $v:expr) => {
+                if $arr.is_null(row) {
+                    stmt.raw_bind_parameter(idx, Null)
+                } else {
+                    stmt.raw_bind_parameter(idx, $v)
+                }
+            };
+        }
+        match self {
+            Column::Int(a) => bind!(a, a.value(row)),
+            Column::Float(a) => bind!(a, a.value(row)),
+            Column::Bool(a) => bind!(a, a.value(row)),
+            Column::Text(a) => bind!(a, a.value(row)),
+            Column::Date(a) => {
+                if a.is_null(row) {
+                    return stmt.raw_bind_parameter(idx, Null);
+                }
+                buf.clear();
+                text::date(buf, i64::from(a.value(row)));
+                stmt.raw_bind_parameter(idx, buf.as_str())
+            }
+            Column::Timestamp(a) => {
+                if a.is_null(row) {
+                    return stmt.raw_bind_parameter(idx, Null);
+                }
+                buf.clear();
+                text::timestamp(buf, a.value(row));
+                stmt.raw_bind_parameter(idx, buf.as_str())
+            }
+            Column::Other(a) => {
+                let nested = match Column::new(a) {
+                    Ok(
+                        c @ (Column::Int(_)
+                        | Column::Float(_)
+                        | Column::Text(_)
+                        | Column::Timestamp(_)),
+                    ) => c,
+                    _ => return stmt.raw_bind_parameter(idx, Null),
+                };
+                nested.bind(stmt, idx, row, buf)
+            }
+        }
+    }
+}
+
+impl DeliveryWriter for SqliteWriter {
+    fn write(&mut self, input: SinkInput) -> Result<()> {
+        match input {
+            SinkInput::Rows(batch) => {
+                if batch.num_rows() == 0 {
+                    return Ok(());
+                }
+                for i in 0..self.tables.len() {
+                    let (table, mode, evolve) = {
+                        let t = &self.tables[i];
+                        (t.spec.table.clone(), t.spec.mode.clone(), t.spec.evolve)
+                    };
+                    if !self.tables[i].prepared {
+                        self.prepare_table(&table, &batch.schema(), evolve)?;
+                        match &mode {
+                            WriteMode::Replace => {
+                                self.conn
+                                    .execute_batch(&format!("DELETE FROM {}", quote(&table)))
+                                    .context(|| format!("emptying {table} for replace"))?;
+                            }
+                            WriteMode::Merge { key } => {
+                                let cols: Vec<String> = key.iter().map(|k| quote(k)).collect();
+                                self.conn
+                                    .execute_batch(&format!(
+                                        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
+                                        quote(&format!("{table}_caudal_key")),
+                                        quote(&table),
+                                        cols.join(", ")
+                                    ))
+                                    .map_err(|e| Error::Usage {
+                                        message: format!("merge into {table} needs its key ({}) to be unique, but the existing table has duplicates or lacks the columns: {e}", key.join(", ")),
+                                    })?;
+                            }
+                            WriteMode::Append => {}
+                        }
+                        self.tables[i].prepared = true;
+                    }
+                    self.insert(&table, &batch, &mode, &[])?;
+                    self.tables[i].rows += batch.num_rows() as u64;
+                }
+            }
+            SinkInput::Rejects(batch) => {
+                self.rejected += batch.num_rows() as u64;
+                let load_id = self.ctx.load_id.clone();
+                for i in 0..self.tables.len() {
+                    let table = format!("{}_rejects", self.tables[i].spec.table);
+                    if !self.rejects_prepared.contains(&table) {
+                        let mut fields: Vec<_> = batch
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.as_ref().clone())
+                            .collect();
+                        fields.push(datafusion::arrow::datatypes::Field::new(
+                            "_caudal_load_id",
+                            DataType::Utf8,
+                            false,
+                        ));
+                        self.prepare_table(&table, &Schema::new(fields), true)?;
+                        self.rejects_prepared.insert(table.clone());
+                    }
+                    self.insert(
+                        &table,
+                        &batch,
+                        &WriteMode::Append,
+                        &[("_caudal_load_id", &load_id)],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        let now = chrono::Utc::now().to_rfc3339();
+        for t in &self.tables {
+            self.conn
+                .execute(
+                    &format!("INSERT INTO {MARKERS} (load_id, table_name, pipeline, source, rows, rejected, committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                    rusqlite::params![self.ctx.load_id, t.spec.table, self.ctx.pipeline, self.ctx.source, t.rows as i64, self.rejected as i64, now],
+                )
+                .context(|| format!("writing the load marker in {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .context(|| format!("committing to {}", self.path.display()))
+    }
+
+    fn abort(self: Box<Self>) {
+        if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+            tracing::warn!(database = %self.path.display(), error = %e, "rollback failed; SQLite discards the transaction on close");
+        }
+    }
+}
