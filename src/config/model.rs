@@ -87,6 +87,9 @@ pub struct CsvOptions {
     pub null_values: Vec<String>,
     /// A record longer than this is bad input, not a reason to exhaust memory.
     pub max_record_bytes: usize,
+    /// Whether quoted fields may hold line breaks. Off by default (as in BigQuery): a field
+    /// spanning lines is far more often an unclosed quote than intended.
+    pub quoted_newlines: bool,
 }
 
 impl Default for CsvOptions {
@@ -99,6 +102,7 @@ impl Default for CsvOptions {
             encoding: Encoding::Utf8,
             null_values: vec![String::new()],
             max_record_bytes: 10 * 1024 * 1024,
+            quoted_newlines: false,
         }
     }
 }
@@ -334,6 +338,9 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
     if let Some(v) = t.get("escape") {
         csv.escape = single_byte(&v, "escape");
     }
+    if let Some(q) = t.bool("quoted_newlines") {
+        csv.quoted_newlines = q;
+    }
     if let Some(h) = t.bool("header") {
         csv.header = h;
     }
@@ -541,15 +548,16 @@ fn load_spec(
         d
     });
     if let Some(table) = &table
-        && !valid_identifier(&table.value) {
-            doc.error(
-                &table.span,
-                format!(
-                    "table name \"{}\" must be letters, digits and _ (not starting with a digit)",
-                    table.value
-                ),
-            );
-        }
+        && !valid_identifier(&table.value)
+    {
+        doc.error(
+            &table.span,
+            format!(
+                "table name \"{}\" must be letters, digits and _ (not starting with a digit)",
+                table.value
+            ),
+        );
+    }
     let mode = match mode_name.as_ref().map(|m| m.value.as_str()) {
         Some("merge") => match &key {
             Some(k) if !k.is_empty() => WriteMode::Merge {

@@ -523,12 +523,13 @@ impl Checker {
             _ => {}
         }
         if let Some(max) = self.contract.table.max_rows
-            && rows > max {
-                out.push(Violation::table(
-                    "max_rows",
-                    format!("the file has {rows} rows, more than max_rows = {max}"),
-                ));
-            }
+            && rows > max
+        {
+            out.push(Violation::table(
+                "max_rows",
+                format!("the file has {rows} rows, more than max_rows = {max}"),
+            ));
+        }
         out
     }
 

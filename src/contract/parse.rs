@@ -32,13 +32,14 @@ pub fn compile_contract(table: TableReader<'_, '_, '_>, file: Option<&Path>) -> 
             let name = rule.require("name").and_then(|v| v.str());
             let check = rule.require("check").and_then(|v| v.str());
             if let Some(check) = &check
-                && let Err(message) = crate::transform::check_expression_syntax(&check.value) {
-                    doc.error_hint(
+                && let Err(message) = crate::transform::check_expression_syntax(&check.value)
+            {
+                doc.error_hint(
                         &check.span,
                         format!("rule check is not a valid SQL expression: {message}"),
                         "write a boolean SQL expression over the contract's columns, e.g. \"total >= 0\"",
                     );
-                }
+            }
             rule.finish();
             if let (Some(name), Some(check)) = (name, check) {
                 rules.push(RowRule {
@@ -181,7 +182,37 @@ fn compile_column(name: &str, value: &ValueReader<'_, '_, '_>) -> Option<ColumnS
         Some(other) => simple_type(other),
         None => None,
     };
-    let data_type = data_type?;
+    let Some(data_type) = data_type else {
+        // The type is wrong, but the column's other keys are still checked so that one run of
+        // `caudal validate` shows every mistake.
+        for key in [
+            "required",
+            "unique",
+            "min",
+            "max",
+            "exclusive_min",
+            "exclusive_max",
+            "in",
+            "min_length",
+            "max_length",
+            "timezone",
+            "precision",
+            "scale",
+            "description",
+        ] {
+            t.get(key);
+        }
+        if let Some(p) = t.get("pattern").and_then(|v| v.str())
+            && let Err(e) = Regex::new(&p.value)
+        {
+            doc.error(
+                &p.span,
+                format!("`pattern` of `{name}` is not a valid regular expression: {e}"),
+            );
+        }
+        t.finish();
+        return None;
+    };
     let mut spec = ColumnSpec::new(name, data_type.clone());
     spec.required = t.bool("required").unwrap_or(false);
     spec.unique = t.bool("unique").unwrap_or(false);
@@ -191,17 +222,23 @@ fn compile_column(name: &str, value: &ValueReader<'_, '_, '_>) -> Option<ColumnS
         && !matches!(
             data_type,
             ColumnType::Date { .. } | ColumnType::Timestamp { .. }
-        ) {
-            if data_type != ColumnType::String {
-                doc.error(&fv.span(), format!("`format` on `{name}`: only string, date and timestamp columns have a format"));
-            } else if let Some(f) = fv.choice(StringFormat::NAMES) {
-                spec.format = match f.value.as_str() {
-                    "email" => Some(StringFormat::Email),
-                    "url" => Some(StringFormat::Url),
-                    _ => Some(StringFormat::Uuid),
-                };
-            }
+        )
+    {
+        if data_type != ColumnType::String {
+            doc.error(
+                &fv.span(),
+                format!(
+                    "`format` on `{name}`: only string, date and timestamp columns have a format"
+                ),
+            );
+        } else if let Some(f) = fv.choice(StringFormat::NAMES) {
+            spec.format = match f.value.as_str() {
+                "email" => Some(StringFormat::Email),
+                "url" => Some(StringFormat::Url),
+                _ => Some(StringFormat::Uuid),
+            };
         }
+    }
 
     let min = t.get("min");
     let max = t.get("max");
@@ -254,18 +291,28 @@ fn compile_column(name: &str, value: &ValueReader<'_, '_, '_>) -> Option<ColumnS
     }
 
     if let Some(v) = t.get("in")
-        && let Some(items) = v.array() {
-            let mut allowed = Vec::new();
-            for item in items {
-                let text = if data_type.is_numeric() {
-                    item.number().map(|n| canonical_number(&data_type, n))
-                } else {
-                    item.str().map(|s| s.value)
-                };
-                allowed.extend(text);
-            }
-            spec.allowed = Some(allowed);
+        && let Some(items) = v.array()
+    {
+        let mut allowed = Vec::new();
+        for item in items {
+            let text = if data_type == ColumnType::Int64 {
+                item.number().and_then(|n| {
+                        if n.fract() == 0.0 {
+                            Some(canonical_number(&data_type, n))
+                        } else {
+                            doc.error(&item.span(), format!("`in` of int64 column `{name}` lists {n}, which is not a whole number"));
+                            None
+                        }
+                    })
+            } else if data_type.is_numeric() {
+                item.number().map(|n| canonical_number(&data_type, n))
+            } else {
+                item.str().map(|s| s.value)
+            };
+            allowed.extend(text);
         }
+        spec.allowed = Some(allowed);
+    }
     if let Some(p) = t.get("pattern").and_then(|v| v.str()) {
         if data_type != ColumnType::String {
             doc.error(

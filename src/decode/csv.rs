@@ -1,13 +1,14 @@
-//! CSV → Arrow string columns, through the `csv` crate because its record positions give the
-//! exact file line of every row, which reports need.
+//! CSV → Arrow string columns, through the `csv` crate. Its reader positions (taken after each
+//! record, with `\n` as the only terminator) give the exact file line of every row, which reports
+//! need; blank lines the reader skips are found from the gaps.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use csv::ByteRecord;
 use datafusion::arrow::array::{ArrayRef, StringBuilder};
-use std::sync::Arc;
 
 use super::input::{Latin1ToUtf8, open_decompressed};
 use super::{Decoder, Header, RawBatch};
@@ -15,50 +16,120 @@ use crate::config::{CsvOptions, Encoding};
 use crate::contract::Violation;
 use crate::error::{Error, Result};
 
-/// Remembers the last bytes read, to tell whether the file ended inside a quoted field.
-struct TailReader<R> {
+/// How much of the end of the input is kept, to check the last record's quotes.
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// Sits between the bytes and the CSV parser: counts what was read, keeps the end of the input,
+/// and stops a line that grows past the record limit before it is buffered whole.
+struct GuardedReader<R> {
     inner: R,
-    tail: [u8; 8],
-    tail_len: usize,
-    bytes: Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+    eof: bool,
+    tail: Vec<u8>,
+    line_len: usize,
+    lines: u64,
+    limit: usize,
+    /// Set when a line was cut off for being too long: its 1-based line number.
+    too_long: Option<u64>,
 }
 
-impl<R: Read> Read for TailReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl<R: Read> Read for GuardedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.bytes
-                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            let take = n.min(8);
-            let keep = (8 - take).min(self.tail_len);
-            let mut next = [0u8; 8];
-            next[..keep].copy_from_slice(&self.tail[self.tail_len - keep..self.tail_len]);
-            next[keep..keep + take].copy_from_slice(&buf[n - take..n]);
-            self.tail = next;
-            self.tail_len = keep + take;
+        if n == 0 {
+            self.eof = true;
+            return Ok(0);
+        }
+        let chunk = &buf[..n];
+        match memchr::memrchr(b'\n', chunk) {
+            Some(last) => {
+                let before = memchr::memchr_iter(b'\n', &chunk[..last]).count() as u64;
+                let first_len = memchr::memchr(b'\n', chunk).unwrap_or(last);
+                if self.line_len + first_len > self.limit {
+                    self.too_long = Some(self.lines + 1);
+                } else if let Some(long) =
+                    longest_line(&chunk[..=last]).filter(|(len, _)| *len > self.limit)
+                {
+                    self.too_long = Some(self.lines + long.1 + 1);
+                }
+                self.lines += before + 1;
+                self.line_len = n - last - 1;
+            }
+            None => self.line_len += n,
+        }
+        if self.line_len > self.limit && self.too_long.is_none() {
+            self.too_long = Some(self.lines + 1);
+        }
+        if self.too_long.is_some() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+        self.total += n as u64;
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > 2 * TAIL_BYTES {
+            self.tail.drain(..self.tail.len() - TAIL_BYTES);
         }
         Ok(n)
     }
 }
 
+/// Longest complete line in a chunk that ends with `\n`, and its index (0-based) in the chunk.
+fn longest_line(chunk: &[u8]) -> Option<(usize, u64)> {
+    let mut start = 0;
+    let mut best: Option<(usize, u64)> = None;
+    for (i, pos) in memchr::memchr_iter(b'\n', chunk).enumerate() {
+        let len = pos - start;
+        if best.is_none_or(|(b, _)| len > b) {
+            best = Some((len, i as u64));
+        }
+        start = pos + 1;
+    }
+    best
+}
+
 pub struct CsvDecoder {
     path: PathBuf,
-    reader: csv::Reader<TailReader<Box<dyn Read + Send>>>,
+    reader: csv::Reader<GuardedReader<Box<dyn Read + Send>>>,
     header: Header,
     null_values: Vec<Vec<u8>>,
     quote: u8,
+    escape: Option<u8>,
+    quoted_newlines: bool,
     batch_rows: usize,
     max_record_bytes: usize,
     record: ByteRecord,
+    /// A record read ahead (to name the columns of header-less files), with its first line.
+    peeked: Option<(ByteRecord, u64)>,
     /// Frictionless row number of the next record (the header is row 1).
     next_row: u64,
-    /// The line the next record should start on, to find blank lines the reader skipped.
+    /// The line the next record should start on; lines before it were blank.
     expected_line: u64,
-    /// The last record's first line and whether its last field spanned lines.
-    last_record: Option<(u64, bool)>,
+    /// The last record's first line and first byte, to check its quotes at the end.
+    last_record: Option<(u64, u64)>,
     pending_problems: Vec<Violation>,
-    bytes: Arc<std::sync::atomic::AtomicU64>,
     done: bool,
+}
+
+/// Field `i`, without the `\r` of a CRLF line ending on the last field.
+fn field(record: &ByteRecord, i: usize) -> Option<&[u8]> {
+    let f = record.get(i)?;
+    if i + 1 == record.len() {
+        Some(f.strip_suffix(b"\r").unwrap_or(f))
+    } else {
+        Some(f)
+    }
+}
+
+fn newlines(record: &ByteRecord) -> u64 {
+    memchr::memchr_iter(b'\n', record.as_slice()).count() as u64
+}
+
+fn is_null(tokens: &[Vec<u8>], value: &[u8]) -> bool {
+    tokens.iter().any(|n| n.as_slice() == value)
+}
+
+/// A line that holds nothing (after a CRLF's `\r` is removed).
+fn is_blank_line(record: &ByteRecord) -> bool {
+    record.len() == 1 && field(record, 0).is_some_and(<[u8]>::is_empty)
 }
 
 impl CsvDecoder {
@@ -69,15 +140,16 @@ impl CsvDecoder {
         declared: &[String],
     ) -> Result<Self> {
         let mut raw = open_decompressed(path)?;
-        let mut head = [0u8; 8192];
+        let mut head = vec![0u8; 8192];
         let mut n = 0;
         while n < head.len() {
             match raw.read(&mut head[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
-                Err(e) => return Err(Error::input(path, None, format!("cannot read: {e}"))),
+                Err(e) => return Err(read_error(path, None, &e)),
             }
         }
+        head.truncate(n);
         if n == 0 {
             return Err(Error::input_with_hint(
                 path,
@@ -86,7 +158,7 @@ impl CsvDecoder {
                 "an export that produced nothing; check the program that wrote it",
             ));
         }
-        if head[..n].contains(&0) {
+        if head.contains(&0) {
             return Err(Error::input_with_hint(
                 path,
                 Some(1),
@@ -94,22 +166,26 @@ impl CsvDecoder {
                 "check that the right file was dropped here, or set the source format",
             ));
         }
-        let mut start = 0;
-        if head[..n].starts_with(&[0xEF, 0xBB, 0xBF]) {
-            start = 3;
-        }
+        let start = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
         let chained: Box<dyn Read + Send> =
-            Box::new(std::io::Cursor::new(head[start..n].to_vec()).chain(raw));
+            Box::new(io::Cursor::new(head[start..].to_vec()).chain(raw));
         let decoded: Box<dyn Read + Send> = match opts.encoding {
             Encoding::Utf8 => chained,
             Encoding::Latin1 => Box::new(Latin1ToUtf8::new(chained)),
         };
-        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let tail = TailReader {
+        let guarded = GuardedReader {
             inner: decoded,
-            tail: [0; 8],
-            tail_len: 0,
-            bytes: bytes.clone(),
+            total: 0,
+            eof: false,
+            tail: Vec::new(),
+            line_len: 0,
+            lines: 0,
+            limit: opts.max_record_bytes,
+            too_long: None,
         };
         let mut builder = csv::ReaderBuilder::new();
         builder
@@ -117,20 +193,14 @@ impl CsvDecoder {
             .flexible(true)
             .delimiter(opts.delimiter)
             .quote(opts.quote)
+            .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(1 << 20);
         if let Some(esc) = opts.escape {
             builder.escape(Some(esc)).double_quote(false);
         }
-        let mut reader = builder.from_reader(tail);
-        let mut record = ByteRecord::new();
         let mut decoder = CsvDecoder {
             path: path.to_path_buf(),
-            reader: csv::ReaderBuilder::new().from_reader(TailReader {
-                inner: Box::new(std::io::empty()),
-                tail: [0; 8],
-                tail_len: 0,
-                bytes: bytes.clone(),
-            }),
+            reader: builder.from_reader(guarded),
             header: Header {
                 names: Vec::new(),
                 problems: Vec::new(),
@@ -141,44 +211,41 @@ impl CsvDecoder {
                 .map(|s| s.as_bytes().to_vec())
                 .collect(),
             quote: opts.quote,
+            escape: opts.escape,
+            quoted_newlines: opts.quoted_newlines,
             batch_rows,
             max_record_bytes: opts.max_record_bytes,
             record: ByteRecord::new(),
+            peeked: None,
             next_row: 1,
             expected_line: 1,
             last_record: None,
             pending_problems: Vec::new(),
-            bytes,
             done: false,
         };
+        let Some(first_line) = decoder.read_record()? else {
+            return Err(Error::input_with_hint(
+                path,
+                None,
+                "the file has no header line, only blank lines",
+                "the first line must name the columns",
+            ));
+        };
         if opts.header {
-            let has = reader
-                .read_byte_record(&mut record)
-                .map_err(|e| decoder.csv_error(e))?;
-            if !has {
-                return Err(Error::input_with_hint(
-                    path,
-                    None,
-                    "the file has no header line",
-                    "the first line must name the columns",
-                ));
+            let mut names = Vec::with_capacity(decoder.record.len());
+            for i in 0..decoder.record.len() {
+                let f = field(&decoder.record, i).unwrap_or_default();
+                names.push(
+                    std::str::from_utf8(f)
+                        .map_err(|e| decoder.encoding_error(first_line, i, f, e))?
+                        .to_string(),
+                );
             }
-            decoder.check_record_size(&record, 1)?;
-            let names = decoder.utf8_fields(&record, 1)?;
-            decoder.header = header_with_problems(names, 1);
-            decoder.expected_line = 2 + newlines(&record);
+            decoder.header = header_with_problems(names, first_line);
             decoder.next_row = 2;
         } else {
-            let first_len = {
-                let mut peek = ByteRecord::new();
-                let has = reader
-                    .read_byte_record(&mut peek)
-                    .map_err(|e| decoder.csv_error(e))?;
-                let len = if has { peek.len() } else { 0 };
-                decoder.record = peek;
-                len
-            };
-            let names = (0..first_len.max(declared.len()))
+            let count = decoder.record.len().max(declared.len());
+            let names = (0..count)
                 .map(|i| {
                     declared
                         .get(i)
@@ -190,45 +257,29 @@ impl CsvDecoder {
                 names,
                 problems: Vec::new(),
             };
+            decoder.peeked = Some((std::mem::take(&mut decoder.record), first_line));
+            decoder.expected_line = first_line;
         }
-        decoder.reader = reader;
         Ok(decoder)
     }
 
     fn csv_error(&self, e: csv::Error) -> Error {
-        let line = e.position().map(|p| p.line());
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::input(&self.path, line, format!("cannot read: {io}")),
-            other => Error::input(&self.path, line, format!("malformed CSV: {other:?}")),
-        }
-    }
-
-    fn check_record_size(&self, record: &ByteRecord, line: u64) -> Result<()> {
-        let len = record.as_slice().len();
-        if len > self.max_record_bytes {
-            return Err(Error::input_with_hint(
+        if let Some(line) = self.reader.get_ref().too_long {
+            return Error::input_with_hint(
                 &self.path,
                 Some(line),
                 format!(
-                    "a record of {len} bytes is longer than the limit of {} bytes",
+                    "the line is longer than the limit of {} bytes",
                     self.max_record_bytes
                 ),
-                "if such long records are expected, raise max_record_bytes on the source; otherwise the file is probably not CSV or has an unclosed quote",
-            ));
+                "if such long records are expected, raise max_record_bytes on the source; otherwise the file is probably not CSV",
+            );
         }
-        Ok(())
-    }
-
-    fn utf8_fields(&self, record: &ByteRecord, line: u64) -> Result<Vec<String>> {
-        record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                std::str::from_utf8(f)
-                    .map(str::to_string)
-                    .map_err(|e| self.encoding_error(line, i, f, e))
-            })
-            .collect()
+        let line = e.position().map(|p| p.line());
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => read_error(&self.path, line, &io),
+            other => Error::input(&self.path, line, format!("malformed CSV: {other:?}")),
+        }
     }
 
     fn encoding_error(
@@ -251,42 +302,122 @@ impl CsvDecoder {
         )
     }
 
-    /// Reads one record into `self.record`; false at the end of the file.
-    fn read_record(&mut self) -> Result<bool> {
-        if !self.record.is_empty() {
-            // A record peeked while naming header-less columns.
-            return Ok(true);
-        }
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(has) => Ok(has),
-            Err(e) => Err(self.csv_error(e)),
-        }
-    }
-
-    fn finish_file(&mut self) -> Result<()> {
-        self.done = true;
-        if let Some((line, last_field_multiline)) = self.last_record {
-            let tail = &self.reader.get_ref().tail[..self.reader.get_ref().tail_len];
-            let last_content = tail.iter().rev().find(|b| **b != b'\n' && **b != b'\r');
-            if last_field_multiline && last_content != Some(&self.quote) {
+    /// Read the next non-blank record into `self.record` and return its first line; blank
+    /// lines on the way are recorded as blank-row problems.
+    fn read_record(&mut self) -> Result<Option<u64>> {
+        loop {
+            let has = match self.reader.read_byte_record(&mut self.record) {
+                Ok(has) => has,
+                Err(e) => return Err(self.csv_error(e)),
+            };
+            if !has {
+                return Ok(None);
+            }
+            let after = self.reader.position().clone();
+            let inner = newlines(&self.record);
+            let guard = self.reader.get_ref();
+            // At the end of the input the final `\n` is a terminator only if no open quote
+            // swallowed it into the last field.
+            let swallowed = self
+                .record
+                .iter()
+                .next_back()
+                .is_some_and(|f| f.ends_with(b"\n"));
+            let unterminated = guard.eof
+                && after.byte() == guard.total
+                && (guard.tail.last() != Some(&b'\n') || swallowed);
+            let line = after.line() - inner - u64::from(!unterminated);
+            while self.expected_line < line {
+                self.pending_problems.push(Violation::blank_row(
+                    self.expected_line,
+                    self.next_row,
+                    None,
+                ));
+                self.expected_line += 1;
+                self.next_row += 1;
+            }
+            self.expected_line = line + inner + 1;
+            if is_blank_line(&self.record) && self.header.names.len() != 1 {
+                self.pending_problems
+                    .push(Violation::blank_row(line, self.next_row, None));
+                self.next_row += 1;
+                continue;
+            }
+            let start_byte = self.record.position().map_or(0, |p| p.byte());
+            self.last_record = Some((line, start_byte));
+            if inner > 0 && !self.quoted_newlines {
                 return Err(Error::input_with_hint(
                     &self.path,
                     Some(line),
-                    "a quoted field that starts here runs to the end of the file: its closing quote is missing",
-                    "close the quote, or if quotes are literal text set quote to another character",
+                    "a quoted field that starts on this line runs over several lines: its closing quote is probably missing",
+                    "close the quote; if fields may contain line breaks, set quoted_newlines = true on the source",
                 ));
             }
+            let len = self.record.as_slice().len();
+            if len > self.max_record_bytes {
+                return Err(Error::input_with_hint(
+                    &self.path,
+                    Some(line),
+                    format!(
+                        "a record of {len} bytes is longer than the limit of {} bytes",
+                        self.max_record_bytes
+                    ),
+                    "if such long records are expected, raise max_record_bytes on the source",
+                ));
+            }
+            return Ok(Some(line));
+        }
+    }
+
+    /// A quote left open on the last record swallows the rest of the file; find it by parity.
+    fn check_last_quote(&mut self) -> Result<()> {
+        self.done = true;
+        let Some((line, start)) = self.last_record else {
+            return Ok(());
+        };
+        let guard = self.reader.get_ref();
+        let span = guard.total.saturating_sub(start) as usize;
+        if span > guard.tail.len() {
+            return Ok(());
+        }
+        let raw = &guard.tail[guard.tail.len() - span..];
+        let mut open = false;
+        let mut escaped = false;
+        for &b in raw {
+            if escaped {
+                escaped = false;
+            } else if Some(b) == self.escape && open {
+                escaped = true;
+            } else if b == self.quote {
+                open = !open;
+            }
+        }
+        if open {
+            return Err(Error::input_with_hint(
+                &self.path,
+                Some(line),
+                "a quoted field on this line is never closed: the file ends inside it",
+                "close the quote, or if quotes are literal text set quote to another character",
+            ));
         }
         Ok(())
     }
 }
 
-fn is_null(tokens: &[Vec<u8>], field: &[u8]) -> bool {
-    tokens.iter().any(|n| n.as_slice() == field)
-}
-
-fn newlines(record: &ByteRecord) -> u64 {
-    record.as_slice().iter().filter(|b| **b == b'\n').count() as u64
+fn read_error(path: &Path, line: Option<u64>, e: &io::Error) -> Error {
+    let gz = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("gz"));
+    let text = e.to_string();
+    if gz || text.contains("deflate") || text.contains("gzip") {
+        return Error::input_with_hint(
+            path,
+            line,
+            format!("the gzip data is truncated or corrupt ({e})"),
+            "the file may have been cut off in transfer or still be being written; send it again complete",
+        );
+    }
+    Error::input(path, line, format!("cannot read: {e}"))
 }
 
 /// Names the columns and finds blank and duplicate labels, as frictionless reports them.
@@ -327,7 +458,7 @@ impl Decoder for CsvDecoder {
     }
 
     fn bytes_read(&self) -> u64 {
-        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+        self.reader.position().byte()
     }
 
     fn take_trailing_problems(&mut self) -> Vec<Violation> {
@@ -339,52 +470,46 @@ impl Decoder for CsvDecoder {
             return Ok(None);
         }
         let ncols = self.header.names.len();
+        let capacity = self.batch_rows.min(8192);
         let mut builders: Vec<StringBuilder> = (0..ncols)
-            .map(|_| {
-                StringBuilder::with_capacity(
-                    self.batch_rows.min(8192),
-                    self.batch_rows.min(8192) * 8,
-                )
-            })
+            .map(|_| StringBuilder::with_capacity(capacity, capacity * 8))
             .collect();
-        let mut lines = Vec::with_capacity(self.batch_rows.min(8192));
-        let mut rows = Vec::with_capacity(self.batch_rows.min(8192));
-        let mut problems = std::mem::take(&mut self.pending_problems);
-        let mut bad = Vec::with_capacity(self.batch_rows.min(8192));
+        let mut lines = Vec::with_capacity(capacity);
+        let mut rows = Vec::with_capacity(capacity);
+        let mut problems = Vec::new();
+        let mut bad = Vec::with_capacity(capacity);
         while lines.len() < self.batch_rows {
-            if !self.read_record()? {
-                self.finish_file()?;
-                break;
-            }
-            let record = std::mem::take(&mut self.record);
-            let line = record.position().map_or(self.expected_line, |p| p.line());
-            // The reader skips empty lines; frictionless counts each as a blank row.
-            while self.expected_line < line {
-                problems.push(Violation::blank_row(
-                    self.expected_line,
-                    self.next_row,
-                    None,
-                ));
-                self.expected_line += 1;
-                self.next_row += 1;
-            }
-            self.check_record_size(&record, line)?;
+            let line = match self.peeked.take() {
+                Some((record, line)) => {
+                    self.record = record;
+                    line
+                }
+                None => match self.read_record()? {
+                    Some(line) => line,
+                    None => {
+                        self.check_last_quote()?;
+                        break;
+                    }
+                },
+            };
+            problems.append(&mut self.pending_problems);
+            let record = &self.record;
             let row_index = lines.len();
             let row_number = self.next_row;
             let mut row_bad = false;
             let mut all_empty = true;
             for (i, builder) in builders.iter_mut().enumerate() {
-                match record.get(i) {
-                    Some(field) => {
-                        if !field.is_empty() {
+                match field(record, i) {
+                    Some(value) => {
+                        if !value.is_empty() {
                             all_empty = false;
                         }
-                        if is_null(&self.null_values, field) {
+                        if is_null(&self.null_values, value) {
                             builder.append_null();
                         } else {
-                            match std::str::from_utf8(field) {
+                            match std::str::from_utf8(value) {
                                 Ok(s) => builder.append_value(s),
-                                Err(e) => return Err(self.encoding_error(line, i, field, e)),
+                                Err(e) => return Err(self.encoding_error(line, i, value, e)),
                             }
                         }
                     }
@@ -406,7 +531,8 @@ impl Decoder for CsvDecoder {
                 }
             }
             for i in ncols..record.len() {
-                let value = String::from_utf8_lossy(&record[i]).into_owned();
+                let value =
+                    String::from_utf8_lossy(field(record, i).unwrap_or_default()).into_owned();
                 if !value.is_empty() {
                     all_empty = false;
                 }
@@ -427,21 +553,14 @@ impl Decoder for CsvDecoder {
                 row_bad = true;
                 problems.push(Violation::blank_row(line, row_number, Some(row_index)));
             }
-            let spans = newlines(&record);
-            let last_multiline = record.iter().next_back().is_some_and(|f| f.contains(&b'\n'));
-            self.last_record = Some((line, last_multiline));
-            self.expected_line = line + spans + 1;
             self.next_row += 1;
             lines.push(line);
             rows.push(row_number);
             bad.push(row_bad);
-            self.record = record;
-            self.record.clear();
         }
         if lines.is_empty() {
-            if !problems.is_empty() {
-                self.pending_problems = problems;
-            }
+            problems.append(&mut self.pending_problems);
+            self.pending_problems = problems;
             return Ok(None);
         }
         let columns: Vec<ArrayRef> = builders

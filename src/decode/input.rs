@@ -51,6 +51,20 @@ pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
     }
 }
 
+/// The reader without a leading UTF-8 byte order mark.
+pub fn skip_bom(mut reader: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    let mut head = [0u8; 3];
+    let n = read_up_to(&mut reader, &mut head)?;
+    let start = if n == 3 && head == [0xEF, 0xBB, 0xBF] {
+        3
+    } else {
+        0
+    };
+    Ok(Box::new(
+        io::Cursor::new(head[start..n].to_vec()).chain(reader),
+    ))
+}
+
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {

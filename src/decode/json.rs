@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use serde_json::{Map, Value};
 
-use super::input::open_decompressed;
+use super::input::{open_decompressed, skip_bom};
 use super::{Decoder, Header, RawBatch};
 use crate::config::SourceSpec;
 use crate::contract::Violation;
@@ -45,14 +45,19 @@ pub struct JsonDecoder {
 
 impl JsonDecoder {
     pub fn open_lines(path: &Path, source: &SourceSpec, declared: &[String]) -> Result<Self> {
-        let reader = BufReader::with_capacity(1 << 20, open_decompressed(path)?);
+        let reader = BufReader::with_capacity(
+            1 << 20,
+            skip_bom(open_decompressed(path)?)
+                .map_err(|e| Error::input(path, None, format!("cannot read: {e}")))?,
+        );
         let mut decoder = Self::new(path, Records::Lines { reader, line: 0 }, source);
         decoder.discover_columns(declared)?;
         Ok(decoder)
     }
 
     pub fn open_document(path: &Path, source: &SourceSpec, declared: &[String]) -> Result<Self> {
-        let reader = open_decompressed(path)?;
+        let reader = skip_bom(open_decompressed(path)?)
+            .map_err(|e| Error::input(path, None, format!("cannot read: {e}")))?;
         let doc: Value = serde_json::from_reader(BufReader::new(reader)).map_err(|e| {
             Error::input_with_hint(
                 path,

@@ -89,7 +89,13 @@ impl<'p> Loader<'p> {
     pub fn load_file(&self, pipeline: &Pipeline, path: &Path) -> Result<DeliveryReport> {
         let started = Instant::now();
         let source = path.display().to_string();
-        let print = fingerprint(path)?;
+        let print = match fingerprint(path) {
+            Ok(print) => print,
+            Err(e) if e.class() != ErrorClass::Bug => {
+                return self.unreadable(pipeline, source, e, started);
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(original) = self.ledger.loaded_before(&pipeline.name, &print.sha256)? {
             let load_id = new_load_id();
             self.ledger.record_duplicate(
@@ -175,6 +181,45 @@ impl<'p> Loader<'p> {
             ms = duration_ms,
             "delivery"
         );
+        Ok(report)
+    }
+
+    /// A file that cannot even be read is a failed delivery of its own; the others go on.
+    fn unreadable(
+        &self,
+        pipeline: &Pipeline,
+        source: String,
+        e: Error,
+        started: Instant,
+    ) -> Result<DeliveryReport> {
+        let load_id = new_load_id();
+        self.ledger
+            .start(&load_id, &pipeline.name, &source, "", 0)?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let status = if e.class() == ErrorClass::Transient {
+            Status::Error
+        } else {
+            Status::Failed
+        };
+        let report = DeliveryReport::from_run(
+            load_id.clone(),
+            pipeline,
+            source.clone(),
+            status,
+            0,
+            0,
+            0,
+            Violations::default(),
+            Some(e),
+        )
+        .with_duration(duration_ms);
+        let outcome = Outcome {
+            duration_ms,
+            error: report.error_message(),
+            ..Outcome::default()
+        };
+        self.ledger.finish(&load_id, status, &outcome)?;
+        tracing::info!(pipeline = %pipeline.name, file = %source, status = status.as_str(), ms = duration_ms, "delivery");
         Ok(report)
     }
 
@@ -305,10 +350,12 @@ fn check_all(
             stats.rows_rejected += rejected.num_rows() as u64;
             match policy {
                 OnInvalid::Reject => stats.stop_loading = true,
-                OnInvalid::Quarantine if !stats.stop_loading
-                    && !send_all(reject_sinks, SinkInput::Rejects, rejected) => {
-                        stats.stop_loading = true;
-                    }
+                OnInvalid::Quarantine
+                    if !stats.stop_loading
+                        && !send_all(reject_sinks, SinkInput::Rejects, rejected) =>
+                {
+                    stats.stop_loading = true;
+                }
                 _ => {}
             }
         }
@@ -358,12 +405,24 @@ fn execute(
     let (mut checker, header_problems) =
         Checker::new(Arc::new(contract), decoder.header(), &session)?;
     if !header_problems.is_empty() {
+        // The file cannot be loaded, but its rows are still read so the report lists every
+        // problem at once.
+        let mut stats = check_all(
+            decoder,
+            first,
+            &mut checker,
+            OnInvalid::Drop,
+            |_| true,
+            &[],
+            None,
+        )?;
         let mut violations = Violations::default();
         violations.extend(header_problems);
+        violations.extend(std::mem::take(&mut stats.violations.errors));
         return Ok(Run {
-            rows_read: 0,
+            rows_read: stats.rows_read,
             rows_loaded: 0,
-            rows_rejected: 0,
+            rows_rejected: stats.rows_read,
             violations,
             refused: Some(Status::Failed),
         });
@@ -417,7 +476,14 @@ fn execute(
                 &senders,
                 progress.as_ref(),
             );
-            stats?
+            match stats {
+                Ok(s) => s,
+                Err(e) => {
+                    drop(senders);
+                    abort_all(threads);
+                    return Err(e);
+                }
+            }
         }
         Some(sql) => {
             let (input_tx, mut output) = runtime.block_on(crate::transform::start(
@@ -552,12 +618,10 @@ pub fn files_in(path: &Path, pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
 
 fn collect(dir: &Path, pipeline: &Pipeline, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::Input(Box::new(crate::error::InputProblem {
-            path: dir.to_path_buf(),
-            line: None,
-            message: format!("cannot list the folder: {e}"),
-            hint: Some("give the user running caudal read and execute permission on it".into()),
-        }))
+        Error::usage(format!(
+            "{}: cannot list the folder: {e}\n  hint: give the user running caudal read and execute permission on it",
+            dir.display()
+        ))
     })?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;

@@ -215,8 +215,8 @@ impl TableWriter {
         let sorted =
             take_record_batch(batch, &order).context(|| "ordering rows by partition".into())?;
         let sorted_key = sorted.column(index).clone();
-        let ranges =
-            partition(std::slice::from_ref(&sorted_key)).context(|| "splitting rows by partition".into())?;
+        let ranges = partition(std::slice::from_ref(&sorted_key))
+            .context(|| "splitting rows by partition".into())?;
         let mut data_schema = sorted.schema().as_ref().clone();
         let fields: Vec<_> = data_schema
             .fields()
@@ -530,8 +530,9 @@ impl DeliveryWriter for LakeWriter {
         let staging = self.staging();
         drop(self);
         if staging.exists()
-            && let Err(e) = fs::remove_dir_all(&staging) {
-                tracing::warn!(staging = %staging.display(), error = %e, "could not remove staging; it is discarded at the next start");
-            }
+            && let Err(e) = fs::remove_dir_all(&staging)
+        {
+            tracing::warn!(staging = %staging.display(), error = %e, "could not remove staging; it is discarded at the next start");
+        }
     }
 }
