@@ -31,6 +31,11 @@ use crate::error::{Context, Error, Result};
 /// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
 /// group: keeps memory flat however many partitions a file spreads over.
 const BUFFER_BUDGET: usize = 64 * 1024 * 1024;
+/// Partition files open at once per table. Rows usually arrive grouped by their partition
+/// (sorted exports, daily files), so a few open writers give one file per partition; a
+/// partition that comes back after its writer was closed gets a further file (`-1`, `-2`, …),
+/// which keeps memory bounded even when rows are in random order.
+const MAX_OPEN_FILES: usize = 16;
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +66,39 @@ fn manifest_path(lake: &Path, table: &str, load_id: &str) -> PathBuf {
         .join(format!("{load_id}.json"))
 }
 
+/// Make everything written under `root` durable. On Linux one `syncfs` flushes the whole
+/// filesystem, which costs one call instead of one fsync per partition file and folder.
+#[cfg(target_os = "linux")]
+fn sync_tree(root: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(root).context(|| format!("opening {}", root.display()))?;
+    // SAFETY: syncfs only reads the descriptor, which stays open for the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(Error::io(
+            format!("syncing {}", root.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_tree(root: &Path) -> Result<()> {
+    for entry in fs::read_dir(root).context(|| format!("listing {}", root.display()))? {
+        let path = entry
+            .context(|| format!("listing {}", root.display()))?
+            .path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .context(|| format!("syncing {}", path.display()))?;
+        }
+    }
+    sync_dir(root)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -71,6 +109,19 @@ struct PartitionFile {
     relative: String,
     writer: ArrowWriter<File>,
     rows: u64,
+    last_used: u64,
+}
+
+impl PartitionFile {
+    fn close(self) -> Result<ManifestFile> {
+        self.writer
+            .into_inner()
+            .context(|| format!("finishing {}", self.relative))?;
+        Ok(ManifestFile {
+            path: self.relative,
+            rows: self.rows,
+        })
+    }
 }
 
 struct TableWriter {
@@ -79,6 +130,11 @@ struct TableWriter {
     table: String,
     partition_by: Option<String>,
     files: HashMap<String, PartitionFile>,
+    /// Files already closed (evicted or finished), waiting for the manifest.
+    closed: Vec<ManifestFile>,
+    /// How many files each partition folder has had in this delivery.
+    file_counts: HashMap<String, u32>,
+    tick: u64,
     file_schema: Option<SchemaRef>,
 }
 
@@ -119,6 +175,9 @@ impl LakeWriter {
             table: name,
             partition_by,
             files: HashMap::new(),
+            closed: Vec::new(),
+            file_counts: HashMap::new(),
+            tick: 0,
             file_schema: None,
         };
         Ok(Some(LakeWriter {
@@ -262,8 +321,21 @@ impl TableWriter {
         } else {
             self.file_schema = Some(batch.schema());
         }
+        self.tick += 1;
         if !self.files.contains_key(&dir) {
-            let name = format!("part-{}-0.parquet", ctx.load_id);
+            if self.files.len() >= MAX_OPEN_FILES {
+                let oldest = self
+                    .files
+                    .iter()
+                    .min_by_key(|(_, f)| f.last_used)
+                    .map(|(k, _)| k.clone());
+                if let Some(f) = oldest.and_then(|k| self.files.remove(&k)) {
+                    self.closed.push(f.close()?);
+                }
+            }
+            let n = self.file_counts.entry(dir.clone()).or_insert(0);
+            let name = format!("part-{}-{n}.parquet", ctx.load_id);
+            *n += 1;
             let relative = if dir.is_empty() {
                 format!("{}/{name}", self.table)
             } else {
@@ -282,6 +354,7 @@ impl TableWriter {
                     relative,
                     writer,
                     rows: 0,
+                    last_used: 0,
                 },
             );
         }
@@ -289,6 +362,7 @@ impl TableWriter {
             return Err(Error::Internal("partition writer vanished".into()));
         };
         file.rows += batch.num_rows() as u64;
+        file.last_used = self.tick;
         file.writer
             .write(&batch)
             .context(|| format!("writing {}", file.relative))
@@ -314,8 +388,16 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Close the files, fsync them and write the manifest under a temporary name.
-    fn prepare(
+    /// Finish every open file (their footers written, not yet synced).
+    fn close_files(&mut self) -> Result<()> {
+        for (_, f) in self.files.drain() {
+            self.closed.push(f.close()?);
+        }
+        Ok(())
+    }
+
+    /// Write the manifest under a temporary name; the files must already be durable.
+    fn write_manifest(
         &mut self,
         lake: &Path,
         staging: &Path,
@@ -325,19 +407,7 @@ impl TableWriter {
         if manifest.exists() {
             return Ok(None);
         }
-        let mut files = Vec::new();
-        for (_, f) in self.files.drain() {
-            let file = f
-                .writer
-                .into_inner()
-                .context(|| format!("finishing {}", f.relative))?;
-            file.sync_all()
-                .context(|| format!("syncing {}", f.relative))?;
-            files.push(ManifestFile {
-                path: f.relative,
-                rows: f.rows,
-            });
-        }
+        let mut files = std::mem::take(&mut self.closed);
         files.sort_by(|a, b| a.path.cmp(&b.path));
         if files.is_empty() && self.spec.mode != WriteMode::Replace {
             return Ok(None);
@@ -373,18 +443,16 @@ fn publish(lake: &Path, manifest_file: &Path) -> Result<()> {
         Error::Internal(format!("corrupt manifest {}: {e}", manifest_file.display()))
     })?;
     let staging = staging_root(lake).join(&manifest.load_id);
-    let mut dirs = Vec::new();
+    let mut moved = false;
     for f in &manifest.files {
         let target = lake.join(&f.path);
         let staged = staging.join(&f.path);
         if staged.exists() {
             if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
-                if !dirs.contains(&parent.to_path_buf()) {
-                    dirs.push(parent.to_path_buf());
-                }
             }
             fs::rename(&staged, &target).context(|| format!("moving {} into place", f.path))?;
+            moved = true;
         } else if !target.exists() {
             return Err(Error::Internal(format!(
                 "load {}: file {} is neither staged nor published",
@@ -392,8 +460,8 @@ fn publish(lake: &Path, manifest_file: &Path) -> Result<()> {
             )));
         }
     }
-    for d in &dirs {
-        sync_dir(d)?;
+    if moved {
+        sync_tree(&lake.join(&manifest.table))?;
     }
     if manifest.replace {
         let keep: std::collections::HashSet<PathBuf> =
@@ -495,9 +563,15 @@ impl DeliveryWriter for LakeWriter {
     fn prepare(&mut self) -> Result<()> {
         let staging = self.staging();
         fs::create_dir_all(&staging).context(|| format!("creating {}", staging.display()))?;
-        let mut manifests = Vec::new();
         for t in self.tables.iter_mut().chain(self.rejects.iter_mut()) {
-            if let Some(m) = t.prepare(&self.lake, &staging, &self.ctx)? {
+            t.close_files()?;
+        }
+        sync_tree(&staging)?;
+        // Rejects first: a load counts as committed in the lake once its main tables'
+        // manifests exist, so everything else must be committed before them.
+        let mut manifests = Vec::new();
+        for t in self.rejects.iter_mut().chain(self.tables.iter_mut()) {
+            if let Some(m) = t.write_manifest(&self.lake, &staging, &self.ctx)? {
                 manifests.push(m);
             }
         }

@@ -122,6 +122,18 @@ impl TestProject {
         p
     }
 
+    /// Like [`TestProject::new`], with the project folder created inside `parent` (e.g. a tmpfs
+    /// such as `/dev/shm`, where fsync costs nothing).
+    pub fn new_in(parent: &Path, config: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("caudal-test-")
+            .tempdir_in(parent)
+            .expect("creating a temp dir");
+        let p = TestProject { dir };
+        p.write("caudal.toml", config);
+        p
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -153,6 +165,24 @@ impl TestProject {
     /// Run `caudal ARGS` in `cwd` without `-C`, with extra environment variables.
     pub fn run_in(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         run_caudal(cwd, args, env)
+    }
+
+    /// Start `caudal -C <project> ARGS` in the project folder without waiting for it, stdout and
+    /// stderr piped, with the environment cleaned as in [`run_caudal`] (e.g. to kill it part-way).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_caudal"))
+            .arg("-C")
+            .arg(self.path())
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("CAUDAL_PROJECT")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting caudal")
     }
 
     /// `caudal load <rel> -p <pipeline>` (plus extra args), the path given relative to the project.

@@ -1,0 +1,358 @@
+//! Write modes, schema drift, lake layout, reference joins and the non-CSV formats, checked on
+//! what lands in the real SQLite file and Parquet lake.
+
+mod common;
+
+// Floats come back through rusqlite as f64 rendered by Rust: 20.0 reads "20".
+
+use common::TestProject;
+
+const CONTRACT: &str = r#"
+[columns]
+id     = { type = "int64", required = true }
+name   = { type = "string" }
+amount = { type = "float64" }
+day    = { type = "date" }
+
+[table]
+extra_columns = "error"
+"#;
+
+fn project(mode: &str, extra_load: &str) -> TestProject {
+    let p = TestProject::new(&format!(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[destinations.lake]
+kind = "parquet"
+path = "lake"
+
+[pipelines.orders]
+source = {{ kind = "folder", path = "incoming" }}
+contract = "contract.toml"
+load = [
+  {{ into = "warehouse", table = "orders", mode = "{mode}"{extra_load} }},
+  {{ into = "lake", table = "orders", partition_by = "day"{lake_mode} }},
+]
+"#,
+        lake_mode = if mode == "replace" {
+            ", mode = \"replace\""
+        } else {
+            ""
+        },
+    ));
+    p.write("contract.toml", CONTRACT);
+    p
+}
+
+fn rows(p: &TestProject) -> Vec<Vec<Option<String>>> {
+    p.query(
+        "warehouse.db",
+        "SELECT id, name, amount, day FROM orders ORDER BY id",
+    )
+}
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[test]
+fn append_adds_each_file() {
+    let p = project("append", "");
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n2,bob,2.5,2026-01-02\n",
+    );
+    p.write(
+        "incoming/b.csv",
+        "id,name,amount,day\n3,cy,3.5,2026-01-02\n",
+    );
+    p.load("incoming", "orders", &[]).expect_code(0);
+    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    assert_eq!(
+        rows(&p),
+        vec![
+            vec![s("1"), s("ann"), s("1.5"), s("2026-01-01")],
+            vec![s("2"), s("bob"), s("2.5"), s("2026-01-02")],
+            vec![s("3"), s("cy"), s("3.5"), s("2026-01-02")],
+        ]
+    );
+    assert_eq!(p.parquet_rows("lake/orders"), 3);
+}
+
+#[test]
+fn replace_keeps_only_the_latest_delivery() {
+    let p = project("replace", "");
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n2,bob,2.5,2026-01-02\n",
+    );
+    p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+    p.write(
+        "incoming/b.csv",
+        "id,name,amount,day\n7,zed,9.0,2026-02-01\n",
+    );
+    p.load("incoming/b.csv", "orders", &[]).expect_code(0);
+    assert_eq!(
+        rows(&p),
+        vec![vec![s("7"), s("zed"), s("9"), s("2026-02-01")]]
+    );
+    assert_eq!(p.parquet_rows("lake/orders"), 1);
+    let files = p.parquet_files("lake/orders");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].to_string_lossy().contains("day=2026-02-01"),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn merge_upserts_on_the_key() {
+    let p = project("merge", ", key = [\"id\"]");
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n2,bob,2.5,2026-01-02\n",
+    );
+    p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+    p.write(
+        "incoming/b.csv",
+        "id,name,amount,day\n2,bobby,20.0,2026-01-03\n3,cy,3.0,2026-01-03\n",
+    );
+    p.load("incoming/b.csv", "orders", &[]).expect_code(0);
+    assert_eq!(
+        rows(&p),
+        vec![
+            vec![s("1"), s("ann"), s("1.5"), s("2026-01-01")],
+            vec![s("2"), s("bobby"), s("20"), s("2026-01-03")],
+            vec![s("3"), s("cy"), s("3"), s("2026-01-03")],
+        ]
+    );
+}
+
+#[test]
+fn a_new_column_is_schema_drift_unless_evolve() {
+    for evolve in [false, true] {
+        let extra = if evolve { ", evolve = true" } else { "" };
+        let p = project("append", extra);
+        p.write(
+            "contract.toml",
+            CONTRACT.replace("extra_columns = \"error\"", "extra_columns = \"keep\""),
+        );
+        p.write(
+            "incoming/a.csv",
+            "id,name,amount,day\n1,ann,1.5,2026-01-01\n",
+        );
+        p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+        p.write(
+            "incoming/b.csv",
+            "id,name,amount,day,channel\n2,bob,2.5,2026-01-02,web\n",
+        );
+        let run = p.load("incoming/b.csv", "orders", &[]);
+        if evolve {
+            run.expect_code(0);
+            assert_eq!(
+                p.query("warehouse.db", "SELECT id, channel FROM orders ORDER BY id"),
+                vec![vec![s("1"), None], vec![s("2"), s("web")]]
+            );
+        } else {
+            run.expect_code(2)
+                .expect_mentions("schema drift")
+                .expect_mentions("channel")
+                .expect_mentions("evolve = true");
+            assert_eq!(
+                p.count("warehouse.db", "orders"),
+                Some(1),
+                "nothing of the drifting file may load"
+            );
+            assert_eq!(
+                p.parquet_rows("lake/orders"),
+                1,
+                "the lake must not keep the drifting file either"
+            );
+        }
+    }
+}
+
+#[test]
+fn lake_layout_is_hive_partitioned_zstd_named_by_load_id() {
+    let p = project("append", "");
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n2,bob,2.5,2026-01-02\n3,cy,,\n",
+    );
+    p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+    let load_id = p.query("warehouse.db", "SELECT load_id FROM _caudal_loads")[0][0]
+        .clone()
+        .expect("a load id");
+    let files: Vec<String> = p
+        .parquet_files("lake/orders")
+        .iter()
+        .map(|f| {
+            f.strip_prefix(p.path().join("lake"))
+                .expect("under lake")
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            format!("orders/day=2026-01-01/part-{load_id}-0.parquet"),
+            format!("orders/day=2026-01-02/part-{load_id}-0.parquet"),
+            format!("orders/day=__HIVE_DEFAULT_PARTITION__/part-{load_id}-0.parquet"),
+        ]
+    );
+    for f in p.parquet_files("lake/orders") {
+        let reader = parquet::file::reader::SerializedFileReader::new(
+            std::fs::File::open(&f).expect("open"),
+        )
+        .expect("readable parquet");
+        let meta = parquet::file::reader::FileReader::metadata(&reader);
+        let schema = meta.file_metadata().schema_descr();
+        let names: Vec<&str> = schema.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            vec!["id", "name", "amount"],
+            "the partition column lives in the path only"
+        );
+        for rg in meta.row_groups() {
+            for col in rg.columns() {
+                assert!(
+                    matches!(col.compression(), parquet::basic::Compression::ZSTD(_)),
+                    "{:?}",
+                    col.compression()
+                );
+            }
+        }
+    }
+    assert!(
+        !p.path()
+            .join("lake/_caudal/staging")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
+}
+
+#[test]
+fn a_transform_joins_a_reference_table() {
+    let p = TestProject::new(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[references.customers]
+path = "ref/customers.csv"
+
+[pipelines.orders]
+source = { kind = "folder", path = "incoming", format = "csv" }
+contract = "contract.toml"
+transform = """
+SELECT o.id, o.amount, c.segment FROM input o LEFT JOIN customers c ON c.name = o.name
+"""
+load = [{ into = "warehouse", table = "orders" }]
+"#,
+    );
+    p.write("contract.toml", CONTRACT);
+    p.write(
+        "ref/customers.csv",
+        "name,segment\nann,retail\nbob,wholesale\n",
+    );
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n2,bob,2.5,2026-01-02\n3,cy,3.0,2026-01-02\n",
+    );
+    p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+    assert_eq!(
+        p.query("warehouse.db", "SELECT id, segment FROM orders ORDER BY id"),
+        vec![
+            vec![s("1"), s("retail")],
+            vec![s("2"), s("wholesale")],
+            vec![s("3"), None]
+        ]
+    );
+}
+
+#[test]
+fn a_failing_transform_names_the_pipeline_and_shows_datafusion() {
+    let p = TestProject::new(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.orders]
+source = { kind = "folder", path = "incoming", format = "csv" }
+contract = "contract.toml"
+transform = "SELECT id, no_such_column FROM input"
+load = [{ into = "warehouse", table = "orders" }]
+"#,
+    );
+    p.write("contract.toml", CONTRACT);
+    p.write(
+        "incoming/a.csv",
+        "id,name,amount,day\n1,ann,1.5,2026-01-01\n",
+    );
+    let run = p.load("incoming/a.csv", "orders", &[]);
+    run.expect_code(2)
+        .expect_mentions("pipeline `orders`")
+        .expect_mentions("no_such_column");
+    assert_eq!(p.count("warehouse.db", "orders"), None);
+}
+
+#[test]
+fn ndjson_json_and_parquet_inputs_load_like_csv() {
+    let p = TestProject::new(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.orders]
+source = { kind = "folder", path = "incoming", records_path = "data.items" }
+contract = "contract.toml"
+load = [{ into = "warehouse", table = "orders" }]
+"#,
+    );
+    p.write("contract.toml", CONTRACT.replace("\"error\"", "\"ignore\""));
+    p.write(
+        "incoming/a.ndjson",
+        "{\"id\": 1, \"name\": \"ann\", \"amount\": 1.5, \"day\": \"2026-01-01\"}\n\n{\"id\": 2, \"name\": null, \"amount\": 2, \"day\": \"2026-01-02\"}\n",
+    );
+    p.write(
+        "incoming/b.json",
+        "{\"data\": {\"items\": [{\"id\": 3, \"name\": \"cy\", \"amount\": 3.25, \"day\": \"2026-01-03\", \"ignored\": true}]}}",
+    );
+    p.load("incoming/a.ndjson", "orders", &[]).expect_code(0);
+    p.load("incoming/b.json", "orders", &[]).expect_code(0);
+    // A Parquet file: the lake file of another project is a convenient real one.
+    let lake = project("append", "");
+    lake.write(
+        "incoming/c.csv",
+        "id,name,amount,day\n4,dee,4.0,2026-01-04\n",
+    );
+    lake.load("incoming/c.csv", "orders", &[]).expect_code(0);
+    let parquet = lake.parquet_files("lake/orders").remove(0);
+    std::fs::copy(&parquet, p.path().join("incoming/c.parquet")).expect("copy parquet");
+    p.write(
+        "contract.toml",
+        CONTRACT
+            .replace("\"error\"", "\"ignore\"")
+            .replace("day    = { type = \"date\" }", ""),
+    );
+    p.load("incoming/c.parquet", "orders", &[]).expect_code(0);
+    assert_eq!(
+        p.query(
+            "warehouse.db",
+            "SELECT id, name, amount FROM orders ORDER BY id"
+        ),
+        vec![
+            vec![s("1"), s("ann"), s("1.5")],
+            vec![s("2"), None, s("2")],
+            vec![s("3"), s("cy"), s("3.25")],
+            vec![s("4"), s("dee"), s("4")],
+        ]
+    );
+}
