@@ -9,7 +9,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use serde_json::{Map, Value};
 
+use std::sync::mpsc::Receiver;
+
 use super::input::{open_decompressed, skip_bom};
+use super::json_stream::{StreamItem, stream_records};
 use super::{Decoder, Header, RawBatch};
 use crate::config::SourceSpec;
 use crate::contract::Violation;
@@ -21,7 +24,7 @@ enum Records {
         line: u64,
     },
     Document {
-        items: std::vec::IntoIter<Value>,
+        records: Receiver<StreamItem>,
         index: u64,
     },
 }
@@ -58,71 +61,9 @@ impl JsonDecoder {
     pub fn open_document(path: &Path, source: &SourceSpec, declared: &[String]) -> Result<Self> {
         let reader = skip_bom(open_decompressed(path)?)
             .map_err(|e| Error::input(path, None, format!("cannot read: {e}")))?;
-        let doc: Value = serde_json::from_reader(BufReader::new(reader)).map_err(|e| {
-            Error::input_with_hint(
-                path,
-                Some(e.line() as u64),
-                format!("not valid JSON: {e}"),
-                "a .json file must hold one JSON document; for one object per line use format = \"ndjson\"",
-            )
-        })?;
-        let mut node = &doc;
-        if let Some(records_path) = &source.records_path {
-            for key in records_path.split('.') {
-                node = node.get(key).ok_or_else(|| {
-                    Error::input_with_hint(
-                        path,
-                        None,
-                        format!("records_path \"{records_path}\": key \"{key}\" not found"),
-                        "point records_path at the array of records, e.g. \"data.items\"",
-                    )
-                })?;
-            }
-        }
-        let items = match node {
-            Value::Array(items) => items.clone(),
-            Value::Object(map) => {
-                let arrays: Vec<&String> = map
-                    .iter()
-                    .filter(|(_, v)| v.is_array())
-                    .map(|(k, _)| k)
-                    .collect();
-                let hint = if arrays.is_empty() {
-                    "the document must be an array of objects".to_string()
-                } else {
-                    format!(
-                        "set records_path to the array of records; arrays here: {}",
-                        arrays
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                };
-                return Err(Error::input_with_hint(
-                    path,
-                    None,
-                    "the JSON document is an object, not an array of records",
-                    hint,
-                ));
-            }
-            _ => {
-                return Err(Error::input(
-                    path,
-                    None,
-                    "the JSON document is not an array of records",
-                ));
-            }
-        };
+        let records = stream_records(path, reader, source.records_path.as_deref());
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let mut decoder = Self::new(
-            path,
-            Records::Document {
-                items: items.into_iter(),
-                index: 0,
-            },
-            source,
-        );
+        let mut decoder = Self::new(path, Records::Document { records, index: 0 }, source);
         decoder.bytes = size;
         decoder.discover_columns(declared)?;
         Ok(decoder)
@@ -205,16 +146,20 @@ impl JsonDecoder {
                     }));
                 }
             }
-            Records::Document { items, index } => Ok(items.next().map(|v| {
-                *index += 1;
-                Item {
-                    line: *index,
-                    fields: match v {
-                        Value::Object(map) => Ok(map),
-                        _ => Err("the record is not a JSON object".to_string()),
-                    },
+            Records::Document { records, index } => match records.recv() {
+                Ok(StreamItem::Record(v)) => {
+                    *index += 1;
+                    Ok(Some(Item {
+                        line: *index,
+                        fields: match v {
+                            Value::Object(map) => Ok(map),
+                            _ => Err("the record is not a JSON object".to_string()),
+                        },
+                    }))
                 }
-            })),
+                Ok(StreamItem::Failed(e)) => Err(e),
+                Err(_) => Ok(None),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 mod csv;
 mod input;
 mod json;
+mod json_stream;
 mod parquet;
 
 use std::path::Path;
