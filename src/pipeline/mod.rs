@@ -123,65 +123,21 @@ impl<'p> Loader<'p> {
             source: source.clone(),
         };
         let result = self.run(pipeline, path, Some(&ctx));
-        let duration_ms = started.elapsed().as_millis() as u64;
         let report = match result {
-            Ok(run) => {
-                let status = run.refused.unwrap_or(Status::Loaded);
-                DeliveryReport::from_run(
-                    load_id.clone(),
-                    pipeline,
-                    source.clone(),
-                    status,
-                    run.rows_read,
-                    run.rows_loaded,
-                    run.rows_rejected,
-                    run.violations,
-                    None,
-                )
-            }
-            Err(e) => {
-                let status = if e.class() == ErrorClass::BadInput {
-                    Status::Failed
-                } else {
-                    Status::Error
-                };
-                DeliveryReport::from_run(
-                    load_id.clone(),
-                    pipeline,
-                    source.clone(),
-                    status,
-                    0,
-                    0,
-                    0,
-                    Violations::default(),
-                    Some(e),
-                )
-            }
+            Ok(run) => DeliveryReport::from_run(
+                load_id,
+                pipeline,
+                source,
+                run.refused.unwrap_or(Status::Loaded),
+                run.rows_read,
+                run.rows_loaded,
+                run.rows_rejected,
+                run.violations,
+                None,
+            ),
+            Err(e) => DeliveryReport::failed(load_id, pipeline, source, e),
         };
-        let report = report
-            .with_duration(duration_ms)
-            .written_to(&self.project.state_dir)?;
-        let outcome = Outcome {
-            rows_read: report.rows_read,
-            rows_loaded: report.rows_loaded,
-            rows_rejected: report.rows_rejected,
-            duration_ms,
-            error: report.error_message(),
-            report: report.report_path.as_ref().map(|p| p.display().to_string()),
-        };
-        self.ledger.finish(&load_id, report.status, &outcome)?;
-        tracing::info!(
-            pipeline = %pipeline.name,
-            file = %source,
-            load_id = %load_id,
-            status = report.status.as_str(),
-            rows_read = report.rows_read,
-            rows_loaded = report.rows_loaded,
-            rows_rejected = report.rows_rejected,
-            ms = duration_ms,
-            "delivery"
-        );
-        Ok(report)
+        self.record(report, started)
     }
 
     /// A file that cannot even be read is a failed delivery of its own; the others go on.
@@ -195,31 +151,39 @@ impl<'p> Loader<'p> {
         let load_id = new_load_id();
         self.ledger
             .start(&load_id, &pipeline.name, &source, "", 0)?;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let status = if e.class() == ErrorClass::Transient {
-            Status::Error
-        } else {
-            Status::Failed
-        };
-        let report = DeliveryReport::from_run(
-            load_id.clone(),
-            pipeline,
-            source.clone(),
-            status,
-            0,
-            0,
-            0,
-            Violations::default(),
-            Some(e),
+        self.record(
+            DeliveryReport::failed(load_id, pipeline, source, e),
+            started,
         )
-        .with_duration(duration_ms);
+    }
+
+    /// Write the delivery's report, record its outcome in the ledger and log its one line.
+    fn record(&self, report: DeliveryReport, started: Instant) -> Result<DeliveryReport> {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let report = report
+            .with_duration(duration_ms)
+            .written_to(&self.project.state_dir)?;
         let outcome = Outcome {
+            rows_read: report.rows_read,
+            rows_loaded: report.rows_loaded,
+            rows_rejected: report.rows_rejected,
             duration_ms,
             error: report.error_message(),
-            ..Outcome::default()
+            report: report.report_path.as_ref().map(|p| p.display().to_string()),
         };
-        self.ledger.finish(&load_id, status, &outcome)?;
-        tracing::info!(pipeline = %pipeline.name, file = %source, status = status.as_str(), ms = duration_ms, "delivery");
+        self.ledger
+            .finish(&report.load_id, report.status, &outcome)?;
+        tracing::info!(
+            pipeline = %report.pipeline,
+            file = %report.source,
+            load_id = %report.load_id,
+            status = report.status.as_str(),
+            rows_read = report.rows_read,
+            rows_loaded = report.rows_loaded,
+            rows_rejected = report.rows_rejected,
+            ms = duration_ms,
+            "delivery"
+        );
         Ok(report)
     }
 

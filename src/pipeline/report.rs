@@ -70,6 +70,26 @@ impl DeliveryReport {
         }
     }
 
+    /// A delivery stopped by an error: bad input fails it for good, anything else may be retried.
+    pub fn failed(load_id: String, pipeline: &Pipeline, source: String, e: Error) -> Self {
+        let status = if e.class() == ErrorClass::BadInput {
+            Status::Failed
+        } else {
+            Status::Error
+        };
+        Self::from_run(
+            load_id,
+            pipeline,
+            source,
+            status,
+            0,
+            0,
+            0,
+            Violations::default(),
+            Some(e),
+        )
+    }
+
     pub fn duplicate(
         load_id: String,
         pipeline: &Pipeline,
