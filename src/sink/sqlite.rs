@@ -29,7 +29,8 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         Connection::open(path).context(|| format!("opening SQLite database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(30))
         .context(|| "setting busy timeout".into())?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;")
+    // A 16 MB page cache: bulk appends gain nothing from more, and peak memory does.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;")
         .context(|| format!("configuring {}", path.display()))?;
     Ok(conn)
 }
