@@ -29,10 +29,6 @@ impl ErrorClass {
             ErrorClass::Bug => 70,
         }
     }
-
-    pub fn is_retryable(self) -> bool {
-        self == ErrorClass::Transient
-    }
 }
 
 /// A problem in one input file, located as precisely as we know it.

@@ -25,15 +25,6 @@ pub enum Destination {
     ParquetLake { path: PathBuf, zstd_level: i32 },
 }
 
-impl Destination {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Destination::Sqlite { .. } => "sqlite",
-            Destination::ParquetLake { .. } => "parquet",
-        }
-    }
-}
-
 /// A table a transform can join: a CSV or Parquet file (or folder of Parquet files).
 #[derive(Debug, Clone)]
 pub struct Reference {
@@ -50,8 +41,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub const NAMES: &'static [&'static str] = &["csv", "ndjson", "jsonl", "json", "parquet"];
-
     fn from_name(name: &str) -> Option<Format> {
         Some(match name {
             "csv" | "tsv" => Format::Csv,

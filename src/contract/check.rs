@@ -48,7 +48,6 @@ pub struct CheckedBatch {
 
 pub struct Checker {
     contract: Arc<Contract>,
-    header: Vec<String>,
     /// For each contract column, its index in the file's header (None: absent, filled with nulls).
     mapping: Vec<Option<usize>>,
     /// Header indexes of extra columns kept as text.
@@ -196,7 +195,6 @@ impl Checker {
         Ok((
             Checker {
                 contract,
-                header: header.names.clone(),
                 mapping,
                 kept_extras,
                 schema,
@@ -211,10 +209,6 @@ impl Checker {
 
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
-    }
-
-    pub fn rejects_schema(&self) -> SchemaRef {
-        self.rejects_schema.clone()
     }
 
     /// Check one batch, adding its violations to `violations`.
@@ -531,10 +525,6 @@ impl Checker {
             ));
         }
         out
-    }
-
-    pub fn header(&self) -> &[String] {
-        &self.header
     }
 }
 

@@ -81,10 +81,6 @@ impl<'p> Loader<'p> {
         Ok(loader)
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
     /// Load one file through a pipeline, exactly once.
     pub fn load_file(&self, pipeline: &Pipeline, path: &Path) -> Result<DeliveryReport> {
         let started = Instant::now();
@@ -224,10 +220,6 @@ impl<'p> Loader<'p> {
             ctx.map(|c| (c, self.project)),
             self.progress,
         )
-    }
-
-    pub fn project(&self) -> &Project {
-        self.project
     }
 }
 

@@ -35,7 +35,7 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-pub fn sqlite_type(dt: &DataType) -> &'static str {
+fn sqlite_type(dt: &DataType) -> &'static str {
     match dt {
         DataType::Int8
         | DataType::Int16
