@@ -356,3 +356,46 @@ load = [{ into = "warehouse", table = "orders" }]
         ]
     );
 }
+
+#[test]
+fn csv_dialects_delimiter_quote_escape_header_and_null_tokens() {
+    let p = TestProject::new(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.semi]
+source = { kind = "folder", path = "semi", format = "csv", delimiter = ";", quote = "'", escape = "\\", null_values = ["NA", "-"] }
+contract = "contract.toml"
+load = [{ into = "warehouse", table = "semi" }]
+
+[pipelines.tsv]
+source = { kind = "folder", path = "tsv", format = "tsv", header = false }
+contract = "contract.toml"
+load = [{ into = "warehouse", table = "tsv" }]
+"#,
+    );
+    p.write("contract.toml", CONTRACT);
+    p.write(
+        "semi/a.csv",
+        "id;name;amount;day\n1;'o\\'brien; jr';1.5;2026-01-01\n2;NA;-;2026-01-02\n",
+    );
+    p.write("tsv/a.tsv", "3\tcy\t3.5\t2026-01-03\n");
+    p.load("semi/a.csv", "semi", &[]).expect_code(0);
+    p.load("tsv/a.tsv", "tsv", &[]).expect_code(0);
+    assert_eq!(
+        p.query(
+            "warehouse.db",
+            "SELECT id, name, amount FROM semi ORDER BY id"
+        ),
+        vec![
+            vec![s("1"), s("o'brien; jr"), s("1.5")],
+            vec![s("2"), None, None]
+        ]
+    );
+    assert_eq!(
+        p.query("warehouse.db", "SELECT id, name, amount, day FROM tsv"),
+        vec![vec![s("3"), s("cy"), s("3.5"), s("2026-01-03")]]
+    );
+}
