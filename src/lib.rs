@@ -13,5 +13,6 @@ pub mod scaffold;
 pub mod sink;
 pub mod source;
 pub mod transform;
+pub mod watch;
 
 pub use error::{Error, ErrorClass, Result};

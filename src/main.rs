@@ -61,6 +61,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Watch every pipeline's folder and load each file once as it arrives, until Ctrl-C.
+    Run,
     /// Create ./caudal-demo (if absent) and load the sample shop data.
     Demo {
         #[arg(long, default_value = "caudal-demo")]
@@ -225,6 +227,24 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("{:<24} {}", "", e);
                 }
             }
+            Ok(0)
+        }
+        Command::Run => {
+            let project = open_project(cli.project.as_deref())?;
+            for p in project.pipelines.values() {
+                eprintln!(
+                    "watching {} for pipeline {}",
+                    p.source.path.display(),
+                    p.name
+                );
+            }
+            caudal::watch::run(&project, |report, moved| {
+                print_delivery(report);
+                if let Some(to) = moved {
+                    println!("    moved to {}", to.display());
+                }
+            })?;
+            eprintln!("stopped");
             Ok(0)
         }
         Command::Demo { dir } => demo(&dir),

@@ -109,6 +109,29 @@ pub struct SourceSpec {
     /// For JSON documents: the dotted path of the array of records (`data.items`).
     pub records_path: Option<String>,
     pub batch_rows: usize,
+    /// How `caudal run` notices files.
+    pub watch: WatchMode,
+    /// A file seen by a create event or a re-scan is taken once its size and modification time
+    /// have not changed for this long (closed-after-write and renamed-in files are taken at once).
+    pub settle: std::time::Duration,
+    /// What happens to a source file after its delivery.
+    pub after_load: AfterLoad,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Filesystem events (inotify) plus a periodic re-scan as a safety net.
+    Events,
+    /// Re-scans only, for network mounts where events do not arrive.
+    Poll { every: std::time::Duration },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterLoad {
+    /// Into `processed/` (or `failed/` with an `.error.json` report).
+    Move,
+    Delete,
+    Keep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -357,6 +380,26 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
     let pattern = t.str("pattern").map(|s| s.value);
     let recursive = t.bool("recursive").unwrap_or(false);
     let records_path = t.str("records_path").map(|s| s.value);
+    let poll_every = t
+        .get("poll_interval")
+        .and_then(|v| v.duration())
+        .map_or(std::time::Duration::from_secs(2), |d| d.value);
+    let watch = match t.get("watch").and_then(|v| v.choice(&["events", "poll"])) {
+        Some(w) if w.value == "poll" => WatchMode::Poll { every: poll_every },
+        _ => WatchMode::Events,
+    };
+    let settle = t
+        .get("settle")
+        .and_then(|v| v.duration())
+        .map_or(std::time::Duration::from_secs(1), |d| d.value);
+    let after_load = match t
+        .get("after_load")
+        .and_then(|v| v.choice(&["move", "delete", "keep"]))
+    {
+        Some(a) if a.value == "delete" => AfterLoad::Delete,
+        Some(a) if a.value == "keep" => AfterLoad::Keep,
+        _ => AfterLoad::Move,
+    };
     let batch_rows = match t.get("batch_rows").and_then(|v| v.int()) {
         Some(n) if (1..=1_000_000).contains(&n) => n as usize,
         Some(_) => {
@@ -376,6 +419,9 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         csv,
         records_path,
         batch_rows,
+        watch,
+        settle,
+        after_load,
     })
 }
 

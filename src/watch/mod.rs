@@ -1,0 +1,263 @@
+//! `caudal run`: watches every folder source and loads each complete file once, as it arrives.
+//! Filesystem events make a dropped file load at once; a periodic re-scan catches anything the
+//! events missed (and is the only mechanism in `poll` mode, for network mounts). Files that
+//! arrived while caudal was stopped are found by the first scan and loaded oldest first.
+
+mod disposal;
+mod signals;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::config::{Pipeline, Project, WatchMode};
+use crate::error::{Error, ErrorClass, Result};
+use crate::ledger::Status;
+use crate::pipeline::{DeliveryReport, Loader};
+use crate::source::{is_ignored_name, matches_pattern};
+
+pub use disposal::{FAILED, PROCESSED};
+
+/// With events, a re-scan every so often is only a safety net.
+const RESCAN_WITH_EVENTS: Duration = Duration::from_secs(30);
+/// Transient failures (a locked database, an I/O hiccup) are retried this many times.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A file seen in a watched folder, not yet loaded.
+struct Candidate {
+    pipeline: String,
+    size: u64,
+    modified: SystemTime,
+    stable_since: Instant,
+    /// Closed after writing or renamed in: complete now, no need to wait for `settle`.
+    complete: bool,
+    attempts: u32,
+    not_before: Instant,
+}
+
+fn stat(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file().then(|| {
+        (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        )
+    })
+}
+
+/// The pipeline whose folder holds `path`, if the file is one it should take.
+fn owner<'p>(project: &'p Project, path: &Path) -> Option<&'p Pipeline> {
+    let name = path.file_name()?.to_str()?;
+    if is_ignored_name(name) {
+        return None;
+    }
+    project.pipelines.values().find(|p| {
+        let folder = &p.source.path;
+        let parent_ok = if p.source.recursive {
+            path.strip_prefix(folder).is_ok_and(|rel| {
+                !rel.components()
+                    .any(|c| c.as_os_str() == PROCESSED || c.as_os_str() == FAILED)
+            })
+        } else {
+            path.parent() == Some(folder.as_path())
+        };
+        parent_ok && matches_pattern(name, p.source.pattern.as_deref(), p.source.format)
+    })
+}
+
+fn scan(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if recursive
+                && name != PROCESSED
+                && name != FAILED
+                && !is_ignored_name(&name.to_string_lossy())
+            {
+                scan(&path, recursive, out);
+            }
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, calling `on_delivery` after each delivery.
+pub fn run(
+    project: &Project,
+    mut on_delivery: impl FnMut(&DeliveryReport, Option<&Path>),
+) -> Result<()> {
+    signals::install();
+    let loader = Loader::open(project, false)?;
+    for p in project.pipelines.values() {
+        std::fs::create_dir_all(&p.source.path)
+            .map_err(|e| Error::io(format!("creating {}", p.source.path.display()), e))?;
+    }
+    let (tx, rx) = mpsc::channel::<(PathBuf, bool)>();
+    let mut watchers = Vec::new();
+    let mut rescan_every = RESCAN_WITH_EVENTS;
+    for p in project.pipelines.values() {
+        match p.source.watch {
+            WatchMode::Poll { every } => rescan_every = rescan_every.min(every),
+            WatchMode::Events => {
+                let tx = tx.clone();
+                let mut watcher =
+                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                        let Ok(event) = event else { return };
+                        let complete = matches!(
+                            event.kind,
+                            EventKind::Access(AccessKind::Close(AccessMode::Write))
+                                | EventKind::Modify(ModifyKind::Name(
+                                    RenameMode::To | RenameMode::Both
+                                ))
+                        );
+                        if complete
+                            || matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_))
+                        {
+                            for path in event.paths {
+                                let _ = tx.send((path, complete));
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::usage(format!("cannot watch folders: {e}")))?;
+                let mode = if p.source.recursive {
+                    RecursiveMode::Recursive
+                } else {
+                    RecursiveMode::NonRecursive
+                };
+                watcher
+                    .watch(&p.source.path, mode)
+                    .map_err(|e| Error::usage(format!("cannot watch {}: {e}; set watch = \"poll\" on the source for network mounts", p.source.path.display())))?;
+                watchers.push(watcher);
+            }
+        }
+    }
+    tracing::info!(folders = project.pipelines.len(), "watching");
+
+    let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
+    let mut next_scan = Instant::now();
+    let consider = |pending: &mut HashMap<PathBuf, Candidate>, path: PathBuf, complete: bool| {
+        let Some(pipeline) = owner(project, &path) else {
+            return;
+        };
+        let Some((size, modified)) = stat(&path) else {
+            pending.remove(&path);
+            return;
+        };
+        let now = Instant::now();
+        let entry = pending.entry(path).or_insert_with(|| Candidate {
+            pipeline: pipeline.name.clone(),
+            size,
+            modified,
+            stable_since: now,
+            complete: false,
+            attempts: 0,
+            not_before: now,
+        });
+        if (entry.size, entry.modified) != (size, modified) {
+            entry.size = size;
+            entry.modified = modified;
+            entry.stable_since = now;
+            entry.complete = false;
+        }
+        entry.complete |= complete;
+    };
+
+    while !signals::stop_requested() {
+        if let Ok((path, complete)) = rx.recv_timeout(Duration::from_millis(100)) {
+            consider(&mut pending, path, complete);
+            while let Ok((path, complete)) = rx.try_recv() {
+                consider(&mut pending, path, complete);
+            }
+        }
+        if Instant::now() >= next_scan {
+            for p in project.pipelines.values() {
+                let mut found = Vec::new();
+                scan(&p.source.path, p.source.recursive, &mut found);
+                for path in found {
+                    consider(&mut pending, path, false);
+                }
+            }
+            next_scan = Instant::now() + rescan_every;
+        }
+        let now = Instant::now();
+        let mut ready: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for (path, c) in pending.iter_mut() {
+            let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
+                continue;
+            };
+            if now < c.not_before {
+                continue;
+            }
+            let Some((size, modified)) = stat(path) else {
+                continue;
+            };
+            if (size, modified) != (c.size, c.modified) {
+                c.size = size;
+                c.modified = modified;
+                c.stable_since = now;
+                c.complete = false;
+                continue;
+            }
+            let old_enough = SystemTime::now()
+                .duration_since(modified)
+                .is_ok_and(|age| age >= pipeline.source.settle);
+            if c.complete
+                || old_enough
+                || now.duration_since(c.stable_since) >= pipeline.source.settle
+            {
+                ready.push((modified, path.clone()));
+            }
+        }
+        ready.sort();
+        for (_, path) in ready {
+            if signals::stop_requested() {
+                break;
+            }
+            let Some(c) = pending.get_mut(&path) else {
+                continue;
+            };
+            let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
+                continue;
+            };
+            if stat(&path).is_none() {
+                pending.remove(&path);
+                continue;
+            }
+            c.attempts += 1;
+            let report = loader.load_file(pipeline, &path)?;
+            let transient = report.status == Status::Error
+                && report
+                    .failure
+                    .as_ref()
+                    .is_some_and(|e| e.class() == ErrorClass::Transient);
+            if transient && c.attempts < MAX_ATTEMPTS {
+                let backoff = Duration::from_millis(
+                    200 * 2u64.pow(c.attempts) + u64::from(rand::random::<u8>()),
+                );
+                tracing::warn!(file = %path.display(), attempt = c.attempts, retry_in_ms = backoff.as_millis() as u64, "transient failure; retrying");
+                c.not_before = Instant::now() + backoff;
+                continue;
+            }
+            pending.remove(&path);
+            let moved = disposal::dispose(
+                &path,
+                &pipeline.source.path,
+                pipeline.source.after_load,
+                &report,
+            )?;
+            on_delivery(&report, moved.as_deref());
+        }
+    }
+    drop(watchers);
+    tracing::info!("stopped");
+    Ok(())
+}
