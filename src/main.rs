@@ -230,6 +230,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Run => {
+            caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
             for p in project.pipelines.values() {
                 eprintln!(

@@ -148,3 +148,156 @@ fn a_file_still_being_written_is_not_taken_before_it_is_complete() {
     let status = child.wait().expect("waiting for caudal");
     assert_eq!(status.code(), Some(0));
 }
+
+/// The daemon under continuous arrivals, SIGKILLed at 20 moments and restarted: every file
+/// that arrived is loaded exactly once, in SQLite and in the lake.
+#[test]
+fn sigkill_under_continuous_arrivals_loses_and_duplicates_nothing() {
+    const FILES: u64 = 60;
+    const ROWS: u64 = 400;
+    const KILLS: usize = 20;
+    let p = TestProject::new(
+        r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[destinations.lake]
+kind = "parquet"
+path = "lake"
+
+[pipelines.events]
+source = { kind = "folder", path = "incoming", format = "csv", settle = "200ms" }
+contract = "contract.toml"
+load = [
+  { into = "warehouse", table = "events" },
+  { into = "lake", table = "events", partition_by = "day" },
+]
+"#,
+    );
+    p.write(
+        "contract.toml",
+        "[columns]\nid = { type = \"int64\", required = true, unique = true }\nday = { type = \"date\" }\n",
+    );
+    std::fs::create_dir_all(p.path().join("incoming")).expect("incoming");
+    let root = p.path().to_path_buf();
+    let producer = std::thread::spawn(move || {
+        for f in 0..FILES {
+            let mut text = String::from("id,day\n");
+            for r in 0..ROWS {
+                text.push_str(&format!("{},2026-01-{:02}\n", f * ROWS + r, 1 + (f % 28)));
+            }
+            let tmp = root.join(format!("incoming/.f{f:03}.csv.tmp"));
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, root.join(format!("incoming/f{f:03}.csv"))).expect("rename");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let daemon = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
+            .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting caudal run")
+    };
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut delays = Vec::new();
+    for _ in 0..KILLS {
+        let mut child = daemon();
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = 30 + (seed >> 33) % 400;
+        delays.push(delay);
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping");
+    }
+    producer.join().expect("producer");
+    let loaded_before_final = rows_of(&p, "events");
+    // The last run is stopped with SIGINT, so wait until it has started (and installed its
+    // handlers): it says "watching" on stderr.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
+        .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting caudal run");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).expect("reading stderr");
+    assert!(first.contains("watching"), "{first}");
+    // Keep reading, or the daemon's next line to stderr would meet a closed pipe.
+    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    wait_until(
+        "every file to be processed",
+        Duration::from_secs(60),
+        || {
+            let left = std::fs::read_dir(p.path().join("incoming"))
+                .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
+                .unwrap_or(1);
+            left == 0
+        },
+    );
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    assert_eq!(child.wait().expect("waiting").code(), Some(0));
+    let said = drain.join().expect("stderr reader");
+    assert!(said.contains("stopped"), "{said}");
+
+    let total = (FILES * ROWS) as i64;
+    let expected_sum: i64 = (0..total).sum();
+    let stats = p.query(
+        "warehouse.db",
+        "SELECT count(*), count(DISTINCT id), sum(id) FROM events",
+    );
+    assert_eq!(
+        stats,
+        vec![vec![
+            Some(total.to_string()),
+            Some(total.to_string()),
+            Some(expected_sum.to_string())
+        ]],
+        "kills at {delays:?} ms (rows before the final run: {loaded_before_final})"
+    );
+    let ids: Vec<i64> = p
+        .parquet_column("lake/events", "id")
+        .into_iter()
+        .map(|v| v.expect("id").parse().expect("int"))
+        .collect();
+    assert_eq!(ids.len() as i64, total, "lake row count");
+    assert_eq!(ids.iter().sum::<i64>(), expected_sum, "lake checksum");
+    let processed = std::fs::read_dir(p.path().join("incoming/processed"))
+        .expect("processed")
+        .count();
+    assert_eq!(processed as u64, FILES, "every file once in processed/");
+    assert!(!p.path().join("incoming/failed").exists(), "nothing failed");
+    let ledger = rusqlite::Connection::open(p.path().join(".caudal/ledger.db")).expect("ledger");
+    let running: i64 = ledger
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'running'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("running");
+    let loaded: i64 = ledger
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'loaded'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("loaded");
+    assert_eq!((running, loaded), (0, FILES as i64));
+    println!(
+        "kills at {delays:?} ms; rows loaded before the final run: {loaded_before_final} of {total}"
+    );
+}
+
+fn rows_of(p: &TestProject, table: &str) -> i64 {
+    p.count("warehouse.db", table).unwrap_or(0)
+}

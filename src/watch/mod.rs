@@ -90,12 +90,18 @@ fn scan(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Runs until SIGINT or SIGTERM, calling `on_delivery` after each delivery.
+/// Catch SIGINT and SIGTERM from now on; call before anything slow (config, recovery) so that
+/// an early Ctrl-C still ends in a clean stop.
+pub fn install_signal_handlers() {
+    signals::install();
+}
+
+/// Runs until SIGINT or SIGTERM (see `install_signal_handlers`), calling `on_delivery` after
+/// each delivery.
 pub fn run(
     project: &Project,
     mut on_delivery: impl FnMut(&DeliveryReport, Option<&Path>),
 ) -> Result<()> {
-    signals::install();
     let loader = Loader::open(project, false)?;
     for p in project.pipelines.values() {
         std::fs::create_dir_all(&p.source.path)
