@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use caudal::config::{self, Project};
 use caudal::error::{Error, Result};
 use caudal::ledger::{Ledger, Status};
-use caudal::pipeline::{DeliveryReport, Loader, files_in};
+use caudal::pipeline::{DeliveryReport, Loader, files_in, project_busy};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -61,6 +61,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What is watched, what is loading now, the last deliveries and failures (works while
+    /// `caudal run` runs).
+    Status,
     /// Watch every pipeline's folder and load each file once as it arrives, until Ctrl-C.
     Run,
     /// Create ./caudal-demo (if absent) and load the sample shop data.
@@ -229,6 +232,11 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Status => {
+            let project = open_project(cli.project.as_deref())?;
+            status(&project)?;
+            Ok(0)
+        }
         Command::Run => {
             caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
@@ -250,6 +258,88 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Demo { dir } => demo(&dir),
     }
+}
+
+fn status(project: &Project) -> Result<()> {
+    let busy = project_busy(project);
+    println!(
+        "{}",
+        if busy {
+            "a caudal process is running on this project"
+        } else {
+            "no caudal process is running on this project"
+        }
+    );
+    println!("\nwatched folders:");
+    for p in project.pipelines.values() {
+        let waiting = files_in(&p.source.path, p).map(|f| f.len()).unwrap_or(0);
+        let failed = std::fs::read_dir(p.source.path.join(caudal::watch::FAILED))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().ends_with(".error.json"))
+                    .count()
+            })
+            .unwrap_or(0);
+        println!(
+            "  {:<12} {}  ({waiting} waiting, {failed} in failed/)",
+            p.name,
+            p.source.path.display()
+        );
+    }
+    let ledger = Ledger::open(&project.state_dir)?;
+    let recent = ledger.recent(None, 200)?;
+    let running: Vec<_> = recent
+        .iter()
+        .filter(|r| r.status == Status::Running)
+        .collect();
+    println!(
+        "\nin flight: {}",
+        if running.is_empty() {
+            "nothing".to_string()
+        } else {
+            String::new()
+        }
+    );
+    for r in &running {
+        println!(
+            "  {:<12} {}  (since {})",
+            r.pipeline, r.source, r.started_at
+        );
+    }
+    println!("\nlast deliveries:");
+    for r in recent
+        .iter()
+        .filter(|r| r.status != Status::Running)
+        .take(10)
+    {
+        println!(
+            "  {:<24} {:<12} {:<10} {:>9} loaded {:>7} rejected  {}",
+            r.started_at,
+            r.pipeline,
+            r.status.as_str(),
+            r.rows_loaded,
+            r.rows_rejected,
+            r.source
+        );
+    }
+    let failures: Vec<_> = recent
+        .iter()
+        .filter(|r| matches!(r.status, Status::Failed | Status::Rejected | Status::Error))
+        .take(5)
+        .collect();
+    if !failures.is_empty() {
+        println!("\nlast failures:");
+        for r in failures {
+            println!(
+                "  {:<24} {:<12} {}: {}",
+                r.started_at,
+                r.pipeline,
+                r.source,
+                r.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {

@@ -93,6 +93,16 @@ fn run_loads_dropped_files_once_moves_them_and_stops_on_sigint() {
         p.path().join("incoming/processed/early.1.csv").exists()
     });
 
+    // `caudal status` works while the daemon runs.
+    let status = p.run(&["status"]);
+    status
+        .expect_code(0)
+        .expect_mentions("a caudal process is running")
+        .expect_mentions("incoming")
+        .expect_mentions("early.csv")
+        .expect_mentions("last failures")
+        .expect_mentions("bad.csv");
+
     // SIGINT: a clean stop with exit code 0.
     // SAFETY: sending a signal to our own child process.
     unsafe {

@@ -116,6 +116,10 @@ pub struct SourceSpec {
     pub settle: std::time::Duration,
     /// What happens to a source file after its delivery.
     pub after_load: AfterLoad,
+    /// Load files in name order rather than oldest first.
+    pub ordered: bool,
+    /// Attempts for a delivery that fails transiently before the file goes to `failed/`.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +396,15 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         .get("settle")
         .and_then(|v| v.duration())
         .map_or(std::time::Duration::from_secs(1), |d| d.value);
+    let ordered = t.bool("ordered").unwrap_or(false);
+    let attempts = match t.get("attempts").and_then(|v| v.int()) {
+        Some(n) if (1..=100).contains(&n) => n as u32,
+        Some(_) => {
+            t.doc.error(&t.span, "attempts must be between 1 and 100");
+            5
+        }
+        None => 5,
+    };
     let after_load = match t
         .get("after_load")
         .and_then(|v| v.choice(&["move", "delete", "keep"]))
@@ -422,6 +435,8 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         watch,
         settle,
         after_load,
+        ordered,
+        attempts,
     })
 }
 

@@ -60,6 +60,15 @@ fn lock_project(project: &Project) -> Result<std::fs::File> {
     }
 }
 
+/// Whether another process holds the project lock (a `caudal run` or a `caudal load`).
+pub fn project_busy(project: &Project) -> bool {
+    let path = project.state_dir.join("lock");
+    let Ok(file) = std::fs::File::open(&path) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 impl<'p> Loader<'p> {
     /// Take the project lock, open the ledger and recover from any earlier crash.
     pub fn open(project: &'p Project, progress: bool) -> Result<Self> {

@@ -24,8 +24,6 @@ pub use disposal::{FAILED, PROCESSED};
 
 /// With events, a re-scan every so often is only a safety net.
 const RESCAN_WITH_EVENTS: Duration = Duration::from_secs(30);
-/// Transient failures (a locked database, an I/O hiccup) are retried this many times.
-const MAX_ATTEMPTS: u32 = 5;
 
 /// A file seen in a watched folder, not yet loaded.
 struct Candidate {
@@ -195,7 +193,8 @@ pub fn run(
             next_scan = Instant::now() + rescan_every;
         }
         let now = Instant::now();
-        let mut ready: Vec<(SystemTime, PathBuf)> = Vec::new();
+        // Oldest first, or by name for `ordered` pipelines.
+        let mut ready: Vec<(Option<SystemTime>, PathBuf)> = Vec::new();
         for (path, c) in pending.iter_mut() {
             let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
                 continue;
@@ -220,7 +219,8 @@ pub fn run(
                 || old_enough
                 || now.duration_since(c.stable_since) >= pipeline.source.settle
             {
-                ready.push((modified, path.clone()));
+                let key = (!pipeline.source.ordered).then_some(modified);
+                ready.push((key, path.clone()));
             }
         }
         ready.sort();
@@ -245,7 +245,7 @@ pub fn run(
                     .failure
                     .as_ref()
                     .is_some_and(|e| e.class() == ErrorClass::Transient);
-            if transient && c.attempts < MAX_ATTEMPTS {
+            if transient && c.attempts < pipeline.source.attempts {
                 let backoff = Duration::from_millis(
                     200 * 2u64.pow(c.attempts) + u64::from(rand::random::<u8>()),
                 );
