@@ -11,18 +11,21 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../examples/demo/contracts/sales.toml"),
     ),
     (
-        "incoming/sales_2026-11-01.csv",
+        "samples/sales_2026-11-01.csv",
         include_str!("../examples/demo/data/sales_2026-11-01.csv"),
     ),
     (
-        "incoming/sales_2026-11-02.csv",
+        "samples/sales_2026-11-02.csv",
         include_str!("../examples/demo/data/sales_2026-11-02.csv"),
     ),
     (
-        "incoming/sales_2026-11-03.csv",
+        "samples/sales_2026-11-03.csv",
         include_str!("../examples/demo/data/sales_2026-11-03.csv"),
     ),
 ];
+
+/// The sample files, which the demo drops into `incoming/` one by one.
+pub const SAMPLES: &str = "samples";
 
 /// Write the demo project into `dir` unless it already holds one. Returns whether it was created.
 pub fn materialize(dir: &Path) -> Result<bool> {

@@ -66,10 +66,14 @@ enum Command {
     Status,
     /// Watch every pipeline's folder and load each file once as it arrives, until Ctrl-C.
     Run,
-    /// Create ./caudal-demo (if absent) and load the sample shop data.
+    /// Create ./caudal-demo (if absent), start watching it and drop the sample shop files in
+    /// one by one; Ctrl-C stops.
     Demo {
         #[arg(long, default_value = "caudal-demo")]
         dir: PathBuf,
+        /// Load the samples directly and exit instead of watching.
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -256,7 +260,7 @@ fn run(cli: Cli) -> Result<u8> {
             eprintln!("stopped");
             Ok(0)
         }
-        Command::Demo { dir } => demo(&dir),
+        Command::Demo { dir, once } => demo(&dir, once),
     }
 }
 
@@ -459,7 +463,10 @@ fn print_delivery(report: &DeliveryReport) {
     }
 }
 
-fn demo(dir: &Path) -> Result<u8> {
+fn demo(dir: &Path, once: bool) -> Result<u8> {
+    if !once {
+        caudal::watch::install_signal_handlers();
+    }
     let created = caudal::demo::materialize(dir)?;
     println!(
         "{} the demo project in {}",
@@ -468,16 +475,67 @@ fn demo(dir: &Path) -> Result<u8> {
     );
     let project = config::load_project(dir)?;
     let pipeline = pick_pipeline(&project, Some("sales"))?;
-    let loader = Loader::open(&project, false)?;
-    let files = files_in(&pipeline.source.path, pipeline)?;
-    let (mut loaded, mut rejected) = (0, 0);
-    for path in &files {
-        let report = loader.load_file(pipeline, path)?;
-        print_delivery(&report);
+    let samples = files_in(&dir.join(caudal::demo::SAMPLES), pipeline)?;
+    let (mut loaded, mut rejected, mut seen) = (0, 0, 0);
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if once {
+        let loader = Loader::open(&project, false)?;
+        for path in &samples {
+            let report = loader.load_file(pipeline, path)?;
+            print_delivery(&report);
+            loaded += report.rows_loaded;
+            rejected += report.rows_rejected;
+        }
+        demo_summary(&abs, dir, loaded, rejected);
+        return Ok(0);
+    }
+    println!(
+        "Watching {} — the {} sample files arrive one by one. Ctrl-C stops.",
+        pipeline.source.path.display(),
+        samples.len()
+    );
+    let incoming = pipeline.source.path.clone();
+    let total = samples.len();
+    let dropper = std::thread::spawn(move || drop_samples(&samples, &incoming));
+    caudal::watch::run(&project, |report, _moved| {
+        print_delivery(report);
         loaded += report.rows_loaded;
         rejected += report.rows_rejected;
+        seen += 1;
+        if seen == total {
+            demo_summary(&abs, dir, loaded, rejected);
+            println!(
+                "\nStill watching: drop more CSV files into {}/incoming, or press Ctrl-C.",
+                abs.display()
+            );
+        }
+    })?;
+    if let Ok(Err(e)) = dropper.join() {
+        eprintln!("error: {e}");
     }
-    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    println!("stopped");
+    Ok(0)
+}
+
+/// Copies each sample into the watched folder the way a careful producer does: under a hidden
+/// name, then renamed into place.
+fn drop_samples(samples: &[PathBuf], incoming: &Path) -> Result<()> {
+    for sample in samples {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let Some(name) = sample.file_name() else {
+            continue;
+        };
+        let tmp = incoming.join(format!(".{}.part", name.to_string_lossy()));
+        std::fs::copy(sample, &tmp)
+            .map_err(|e| Error::io(format!("copying {}", sample.display()), e))?;
+        std::fs::rename(&tmp, incoming.join(name))
+            .map_err(|e| Error::io(format!("dropping {}", sample.display()), e))?;
+        println!("→ dropped {}", name.to_string_lossy());
+    }
+    Ok(())
+}
+
+fn demo_summary(abs: &Path, dir: &Path, loaded: u64, rejected: u64) {
     println!();
     println!("Loaded {loaded} rows, quarantined {rejected} (with their reasons) this run.");
     println!(
@@ -500,5 +558,4 @@ fn demo(dir: &Path) -> Result<u8> {
         abs.display()
     );
     println!("  caudal -C {} runs", dir.display());
-    Ok(0)
 }

@@ -56,6 +56,10 @@ fn variables(root: &Path) -> Result<HashMap<String, String>> {
 
 /// Read and check a whole project: caudal.toml and every contract file it names.
 pub fn load_project(root: &Path) -> Result<Project> {
+    // Absolute paths: the watcher reports absolute paths, and messages are clearer with them.
+    let root = &root
+        .canonicalize()
+        .map_err(|e| Error::io(format!("opening project folder {}", root.display()), e))?;
     let file = root.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
