@@ -17,7 +17,7 @@ use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
 use crate::contract::{Checker, Violations, infer_contract};
 use crate::decode::{self, Decoder, fingerprint};
 use crate::error::{Error, ErrorClass, Result};
-use crate::ledger::{Ledger, Outcome, Status, new_load_id};
+use crate::ledger::{Ledger, Outcome, Status, delivery_load_id, new_load_id};
 use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
 
 pub use report::DeliveryReport;
@@ -116,10 +116,7 @@ impl<'p> Loader<'p> {
                 load_id, pipeline, source, original,
             ));
         }
-        let load_id = match self.ledger.unfinished(&pipeline.name, &print.sha256)? {
-            Some(id) => id,
-            None => new_load_id(),
-        };
+        let load_id = delivery_load_id(&pipeline.name, &print.sha256);
         self.ledger
             .start(&load_id, &pipeline.name, &source, &print.sha256, print.size)?;
         let ctx = LoadContext {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::config::{Pipeline, Project, WatchMode};
@@ -116,12 +116,12 @@ pub fn run(
                 let mut watcher =
                     notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                         let Ok(event) = event else { return };
+                        // A rename of any kind (inotify may not pair From and To) whose path still
+                        // exists is a file moved in whole.
                         let complete = matches!(
                             event.kind,
                             EventKind::Access(AccessKind::Close(AccessMode::Write))
-                                | EventKind::Modify(ModifyKind::Name(
-                                    RenameMode::To | RenameMode::Both
-                                ))
+                                | EventKind::Modify(ModifyKind::Name(_))
                         );
                         if complete
                             || matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_))
