@@ -244,14 +244,16 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run => {
             caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
-            for p in project.pipelines.values() {
-                eprintln!(
-                    "watching {} for pipeline {}",
-                    p.source.path.display(),
-                    p.name
-                );
-            }
-            caudal::watch::run(&project, |report, moved| {
+            let ready = || {
+                for p in project.pipelines.values() {
+                    eprintln!(
+                        "watching {} for pipeline {}",
+                        p.source.path.display(),
+                        p.name
+                    );
+                }
+            };
+            caudal::watch::run(&project, ready, |report, moved| {
                 print_delivery(report);
                 if let Some(to) = moved {
                     println!("    moved to {}", to.display());
@@ -497,19 +499,23 @@ fn demo(dir: &Path, once: bool) -> Result<u8> {
     let incoming = pipeline.source.path.clone();
     let total = samples.len();
     let dropper = std::thread::spawn(move || drop_samples(&samples, &incoming));
-    caudal::watch::run(&project, |report, _moved| {
-        print_delivery(report);
-        loaded += report.rows_loaded;
-        rejected += report.rows_rejected;
-        seen += 1;
-        if seen == total {
-            demo_summary(&abs, dir, loaded, rejected);
-            println!(
-                "\nStill watching: drop more CSV files into {}/incoming, or press Ctrl-C.",
-                abs.display()
-            );
-        }
-    })?;
+    caudal::watch::run(
+        &project,
+        || {},
+        |report, _moved| {
+            print_delivery(report);
+            loaded += report.rows_loaded;
+            rejected += report.rows_rejected;
+            seen += 1;
+            if seen == total {
+                demo_summary(&abs, dir, loaded, rejected);
+                println!(
+                    "\nStill watching: drop more CSV files into {}/incoming, or press Ctrl-C.",
+                    abs.display()
+                );
+            }
+        },
+    )?;
     if let Ok(Err(e)) = dropper.join() {
         eprintln!("error: {e}");
     }

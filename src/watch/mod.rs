@@ -94,10 +94,11 @@ pub fn install_signal_handlers() {
     signals::install();
 }
 
-/// Runs until SIGINT or SIGTERM (see `install_signal_handlers`), calling `on_delivery` after
-/// each delivery.
+/// Runs until SIGINT or SIGTERM (see `install_signal_handlers`), calling `on_ready` once every
+/// folder is watched and `on_delivery` after each delivery.
 pub fn run(
     project: &Project,
+    on_ready: impl FnOnce(),
     mut on_delivery: impl FnMut(&DeliveryReport, Option<&Path>),
 ) -> Result<()> {
     let loader = Loader::open(project, false)?;
@@ -145,6 +146,7 @@ pub fn run(
         }
     }
     tracing::info!(folders = project.pipelines.len(), "watching");
+    on_ready();
 
     let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
     let mut next_scan = Instant::now();
