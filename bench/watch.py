@@ -65,6 +65,16 @@ def drop(folder: Path, name: str, text: str) -> float:
     return t
 
 
+def drop_at_ten_per_second(folder: Path, seconds: int) -> dict[str, float]:
+    """Renames a 1,000-row file into `folder` every 100 ms; returns each name's rename time."""
+    dropped = {}
+    for i in range(seconds * 10):
+        name = f"f{i:05}.csv"
+        dropped[name] = drop(folder, name, csv_text(i, 1000))
+        time.sleep(max(0.0, 0.1 - (time.time() - dropped[name]) % 0.1))
+    return dropped
+
+
 def start_caudal(binary: str, root: Path) -> subprocess.Popen:
     proc = subprocess.Popen([binary, "-C", str(root), "run"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -104,11 +114,7 @@ def percentile(values: list[float], p: float) -> float:
 def latency_caudal(binary: str, work: Path, seconds: int) -> list[float]:
     root = project(work / "latency")
     proc = start_caudal(binary, root)
-    dropped = {}
-    for i in range(seconds * 10):
-        name = f"f{i:05}.csv"
-        dropped[name] = drop(root / "incoming", name, csv_text(i, 1000))
-        time.sleep(max(0.0, 0.1 - (time.time() - dropped[name]) % 0.1))
+    dropped = drop_at_ten_per_second(root / "incoming", seconds)
     deadline = time.time() + 60
     while time.time() < deadline and len(finished_times(root)) < len(dropped):
         time.sleep(0.2)
@@ -144,11 +150,7 @@ def latency_poller(work: Path, seconds: int) -> list[float]:
     (root / "incoming").mkdir(parents=True)
     db = root / "w.db"
     proc = subprocess.Popen([sys.executable, "-c", POLLER, str(root / "incoming"), str(db), "5"])
-    dropped = {}
-    for i in range(seconds * 10):
-        name = f"f{i:05}.csv"
-        dropped[name] = drop(root / "incoming", name, csv_text(i, 1000))
-        time.sleep(max(0.0, 0.1 - (time.time() - dropped[name]) % 0.1))
+    dropped = drop_at_ten_per_second(root / "incoming", seconds)
     deadline = time.time() + 30
     done = {}
     while time.time() < deadline and len(done) < len(dropped):

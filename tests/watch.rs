@@ -203,15 +203,7 @@ load = [
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let daemon = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
-            .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting caudal run")
-    };
+    let daemon = || quiet_daemon(&p, std::process::Stdio::null());
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut delays = Vec::new();
     for _ in 0..KILLS {
@@ -229,13 +221,7 @@ load = [
     let loaded_before_final = rows_of(&p, "events");
     // The last run is stopped with SIGINT, so wait until it has started (and installed its
     // handlers): it says "watching" on stderr.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
-        .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting caudal run");
+    let mut child = quiet_daemon(&p, std::process::Stdio::piped());
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut first).expect("reading stderr");
@@ -310,4 +296,15 @@ load = [
 
 fn rows_of(p: &TestProject, table: &str) -> i64 {
     p.count("warehouse.db", table).unwrap_or(0)
+}
+
+/// `caudal run` with stdout discarded (many deliveries would fill a pipe nobody reads).
+fn quiet_daemon(p: &TestProject, stderr: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
+        .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("starting caudal run")
 }
