@@ -95,6 +95,10 @@ pub enum Error {
     #[error("another caudal process is working on this project ({lock}); wait for it to finish")]
     Busy { lock: PathBuf },
 
+    /// The same content is being delivered right now by another worker; try again after it.
+    #[error("{file}: the same content is being loaded right now")]
+    InFlight { file: String },
+
     #[error("internal error (a bug in caudal, please report it): {0}")]
     Internal(String),
 }
@@ -109,7 +113,7 @@ impl Error {
             Error::Transform { .. } => ErrorClass::Config,
             Error::Io { source, .. } => io_class(source),
             Error::Sqlite { source, .. } => sqlite_class(source),
-            Error::Busy { .. } => ErrorClass::Transient,
+            Error::Busy { .. } | Error::InFlight { .. } => ErrorClass::Transient,
             Error::Parquet { .. } | Error::Internal(_) => ErrorClass::Bug,
         }
     }

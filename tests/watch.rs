@@ -308,3 +308,58 @@ fn quiet_daemon(p: &TestProject, stderr: std::process::Stdio) -> std::process::C
         .spawn()
         .expect("starting caudal run")
 }
+
+/// Files load in parallel; the same content dropped twice at the same moment still loads once.
+#[test]
+fn parallel_workers_load_identical_files_dropped_together_once() {
+    let p = TestProject::new(CONFIG);
+    p.write("contract.toml", CONTRACT);
+    std::fs::create_dir_all(p.path().join("stage")).expect("stage");
+    for f in 0..20u32 {
+        let content: String = std::iter::once("id,name\n".to_string())
+            .chain((0..300u32).map(|r| format!("{},n{r}\n", (f % 10) * 1000 + r)))
+            .collect();
+        p.write(&format!("stage/f{f:02}.csv"), content);
+    }
+    let mut child = quiet_daemon(&p, std::process::Stdio::piped());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).expect("reading stderr");
+    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    for f in 0..20u32 {
+        let name = format!("f{f:02}.csv");
+        std::fs::rename(
+            p.path().join("stage").join(&name),
+            p.path().join("incoming").join(&name),
+        )
+        .expect("rename");
+    }
+    wait_until("all 20 files moved", Duration::from_secs(30), || {
+        std::fs::read_dir(p.path().join("incoming/processed"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 20
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    assert_eq!(child.wait().expect("waiting").code(), Some(0));
+    drain.join().expect("stderr reader");
+    assert_eq!(
+        p.query(
+            "warehouse.db",
+            "SELECT count(*), count(DISTINCT id) FROM orders"
+        ),
+        vec![vec![Some("3000".to_string()), Some("3000".to_string())]]
+    );
+    let ledger = rusqlite::Connection::open(p.path().join(".caudal/ledger.db")).expect("ledger");
+    let loaded: i64 = ledger
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'loaded'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("loaded");
+    assert_eq!(loaded, 10);
+}

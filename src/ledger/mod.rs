@@ -132,6 +132,8 @@ impl Ledger {
             .context(|| "looking up earlier deliveries".into())
     }
 
+    /// Record a delivery as running. False when the same delivery is already running (another
+    /// worker of this process has it; crashed runs are settled by recovery before any start).
     pub fn start(
         &self,
         load_id: &str,
@@ -139,17 +141,19 @@ impl Ledger {
         source: &str,
         content_hash: &str,
         size: u64,
-    ) -> Result<()> {
-        self.conn
+    ) -> Result<bool> {
+        let changed = self
+            .conn
             .execute(
                 "INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
                  ON CONFLICT (load_id) DO UPDATE SET source = excluded.source, status = 'running',
                    rows_read = 0, rows_loaded = 0, rows_rejected = 0, started_at = excluded.started_at,
-                   finished_at = NULL, duration_ms = NULL, error = NULL, report = NULL",
+                   finished_at = NULL, duration_ms = NULL, error = NULL, report = NULL
+                 WHERE deliveries.status != 'running'",
                 params![load_id, pipeline, source, content_hash, size as i64, now()],
             )
             .context(|| "recording the delivery start".into())?;
-        Ok(())
+        Ok(changed == 1)
     }
 
     pub fn record_duplicate(

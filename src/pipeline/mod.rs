@@ -26,9 +26,9 @@ pub use report::DeliveryReport;
 pub struct Loader<'p> {
     project: &'p Project,
     ledger: Ledger,
-    runtime: tokio::runtime::Runtime,
+    runtime: Arc<tokio::runtime::Runtime>,
     progress: bool,
-    _lock: std::fs::File,
+    _lock: Arc<std::fs::File>,
 }
 
 /// What one delivery produced before its outcome was decided.
@@ -82,12 +82,24 @@ impl<'p> Loader<'p> {
         let loader = Loader {
             project,
             ledger,
-            runtime,
+            runtime: Arc::new(runtime),
             progress,
-            _lock: lock,
+            _lock: Arc::new(lock),
         };
         recovery::recover(&loader)?;
         Ok(loader)
+    }
+
+    /// Another loader for a worker thread of the same process: its own ledger connection, the
+    /// same runtime and project lock.
+    pub fn fork(&self) -> Result<Loader<'p>> {
+        Ok(Loader {
+            project: self.project,
+            ledger: Ledger::open(&self.project.state_dir)?,
+            runtime: self.runtime.clone(),
+            progress: false,
+            _lock: self._lock.clone(),
+        })
     }
 
     /// Load one file through a pipeline, exactly once.
@@ -117,8 +129,12 @@ impl<'p> Loader<'p> {
             ));
         }
         let load_id = delivery_load_id(&pipeline.name, &print.sha256);
-        self.ledger
-            .start(&load_id, &pipeline.name, &source, &print.sha256, print.size)?;
+        if !self
+            .ledger
+            .start(&load_id, &pipeline.name, &source, &print.sha256, print.size)?
+        {
+            return Err(Error::InFlight { file: source });
+        }
         let ctx = LoadContext {
             load_id: load_id.clone(),
             pipeline: pipeline.name.clone(),

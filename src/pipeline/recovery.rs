@@ -19,7 +19,18 @@ pub(super) fn recover(loader: &Loader<'_>) -> Result<()> {
             }
         }
     }
-    for delivery in loader.ledger.running()? {
+    let interrupted = loader.ledger.running()?;
+    for delivery in &interrupted {
+        // Settle the crashed run first, so that resuming it can start it again.
+        let outcome = Outcome {
+            error: Some("interrupted by a crash or kill; resumed at the next start".into()),
+            ..Outcome::default()
+        };
+        loader
+            .ledger
+            .finish(&delivery.load_id, Status::Error, &outcome)?;
+    }
+    for delivery in interrupted {
         let path = Path::new(&delivery.source);
         let same = fingerprint(path)
             .ok()

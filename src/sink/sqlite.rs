@@ -80,6 +80,10 @@ impl SqliteWriter {
             "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
         ))
         .context(|| format!("creating {MARKERS} in {}", path.display()))?;
+        // The marker is read inside the write transaction: a delivery committed by another
+        // worker while this one waited for the lock is seen.
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .context(|| format!("starting a transaction on {}", path.display()))?;
         let done: i64 = conn
             .query_row(
                 &format!("SELECT count(*) FROM {MARKERS} WHERE load_id = ?1"),
@@ -88,10 +92,10 @@ impl SqliteWriter {
             )
             .context(|| format!("reading load markers in {}", path.display()))?;
         if done > 0 {
+            conn.execute_batch("ROLLBACK")
+                .context(|| format!("ending a transaction on {}", path.display()))?;
             return Ok(None);
         }
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .context(|| format!("starting a transaction on {}", path.display()))?;
         Ok(Some(SqliteWriter {
             path: path.to_path_buf(),
             conn,

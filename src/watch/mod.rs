@@ -148,114 +148,204 @@ pub fn run(
     tracing::info!(folders = project.pipelines.len(), "watching");
     on_ready();
 
-    let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
-    let mut next_scan = Instant::now();
-    let consider = |pending: &mut HashMap<PathBuf, Candidate>, path: PathBuf, complete: bool| {
-        let Some(pipeline) = owner(project, &path) else {
-            return;
-        };
-        let Some((size, modified)) = stat(&path) else {
-            pending.remove(&path);
-            return;
-        };
-        let now = Instant::now();
-        let entry = pending.entry(path).or_insert_with(|| Candidate {
-            pipeline: pipeline.name.clone(),
-            size,
-            modified,
-            stable_since: now,
-            complete: false,
-            attempts: 0,
-            not_before: now,
-        });
-        if (entry.size, entry.modified) != (size, modified) {
-            entry.size = size;
-            entry.modified = modified;
-            entry.stable_since = now;
-            entry.complete = false;
+    // Workers, each with its own ledger connection; the loop dispatches ready files to them.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (job_tx, job_rx) = mpsc::channel::<(PathBuf, String)>();
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(PathBuf, Outcome)>();
+    let mut forks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        forks.push(loader.fork()?);
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        for worker in forks {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((path, name)) = job else { return };
+                    let result = match project.pipelines.get(&name) {
+                        Some(pipeline) => worker.load_file(pipeline, &path),
+                        None => Err(Error::Internal(format!("pipeline {name} vanished"))),
+                    };
+                    if done_tx.send((path, result)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        entry.complete |= complete;
-    };
+        let mut in_flight: HashMap<PathBuf, String> = HashMap::new();
+        let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
+        let mut next_scan = Instant::now();
+        let consider =
+            |pending: &mut HashMap<PathBuf, Candidate>, path: PathBuf, complete: bool| {
+                let Some(pipeline) = owner(project, &path) else {
+                    return;
+                };
+                let Some((size, modified)) = stat(&path) else {
+                    pending.remove(&path);
+                    return;
+                };
+                let now = Instant::now();
+                let entry = pending.entry(path).or_insert_with(|| Candidate {
+                    pipeline: pipeline.name.clone(),
+                    size,
+                    modified,
+                    stable_since: now,
+                    complete: false,
+                    attempts: 0,
+                    not_before: now,
+                });
+                if (entry.size, entry.modified) != (size, modified) {
+                    entry.size = size;
+                    entry.modified = modified;
+                    entry.stable_since = now;
+                    entry.complete = false;
+                }
+                entry.complete |= complete;
+            };
 
-    while !signals::stop_requested() {
-        if let Ok((path, complete)) = rx.recv_timeout(Duration::from_millis(100)) {
-            consider(&mut pending, path, complete);
-            while let Ok((path, complete)) = rx.try_recv() {
+        while !signals::stop_requested() {
+            if let Ok((path, complete)) = rx.recv_timeout(if in_flight.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(5)
+            }) {
                 consider(&mut pending, path, complete);
-            }
-        }
-        if Instant::now() >= next_scan {
-            for p in project.pipelines.values() {
-                let mut found = Vec::new();
-                scan(&p.source.path, p.source.recursive, &mut found);
-                for path in found {
-                    consider(&mut pending, path, false);
+                while let Ok((path, complete)) = rx.try_recv() {
+                    consider(&mut pending, path, complete);
                 }
             }
-            next_scan = Instant::now() + rescan_every;
+            if Instant::now() >= next_scan {
+                for p in project.pipelines.values() {
+                    let mut found = Vec::new();
+                    scan(&p.source.path, p.source.recursive, &mut found);
+                    for path in found {
+                        consider(&mut pending, path, false);
+                    }
+                }
+                next_scan = Instant::now() + rescan_every;
+            }
+            let now = Instant::now();
+            // Oldest first, or by name for `ordered` pipelines.
+            let mut ready: Vec<(Option<SystemTime>, PathBuf)> = Vec::new();
+            for (path, c) in pending.iter_mut() {
+                let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
+                    continue;
+                };
+                if now < c.not_before {
+                    continue;
+                }
+                let Some((size, modified)) = stat(path) else {
+                    continue;
+                };
+                if (size, modified) != (c.size, c.modified) {
+                    c.size = size;
+                    c.modified = modified;
+                    c.stable_since = now;
+                    c.complete = false;
+                    continue;
+                }
+                let old_enough = SystemTime::now()
+                    .duration_since(modified)
+                    .is_ok_and(|age| age >= pipeline.source.settle);
+                if c.complete
+                    || old_enough
+                    || now.duration_since(c.stable_since) >= pipeline.source.settle
+                {
+                    let key = (!pipeline.source.ordered).then_some(modified);
+                    ready.push((key, path.clone()));
+                }
+            }
+            ready.sort();
+            for (_, path) in ready {
+                if signals::stop_requested() || in_flight.len() >= workers {
+                    break;
+                }
+                if in_flight.contains_key(&path) {
+                    continue;
+                }
+                let Some(c) = pending.get_mut(&path) else {
+                    continue;
+                };
+                let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
+                    continue;
+                };
+                let busy = in_flight.values().filter(|p| **p == pipeline.name).count();
+                if busy >= if pipeline.source.ordered { 1 } else { workers } {
+                    continue;
+                }
+                if stat(&path).is_none() {
+                    pending.remove(&path);
+                    continue;
+                }
+                c.attempts += 1;
+                in_flight.insert(path.clone(), pipeline.name.clone());
+                if job_tx.send((path, pipeline.name.clone())).is_err() {
+                    return Err(Error::Internal("the load workers stopped".into()));
+                }
+            }
+            while let Ok((path, result)) = done_rx.try_recv() {
+                in_flight.remove(&path);
+                finish(&mut pending, path, result, &mut on_delivery, project)?;
+            }
         }
-        let now = Instant::now();
-        // Oldest first, or by name for `ordered` pipelines.
-        let mut ready: Vec<(Option<SystemTime>, PathBuf)> = Vec::new();
-        for (path, c) in pending.iter_mut() {
-            let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
-                continue;
-            };
-            if now < c.not_before {
-                continue;
-            }
-            let Some((size, modified)) = stat(path) else {
-                continue;
-            };
-            if (size, modified) != (c.size, c.modified) {
-                c.size = size;
-                c.modified = modified;
-                c.stable_since = now;
-                c.complete = false;
-                continue;
-            }
-            let old_enough = SystemTime::now()
-                .duration_since(modified)
-                .is_ok_and(|age| age >= pipeline.source.settle);
-            if c.complete
-                || old_enough
-                || now.duration_since(c.stable_since) >= pipeline.source.settle
-            {
-                let key = (!pipeline.source.ordered).then_some(modified);
-                ready.push((key, path.clone()));
-            }
-        }
-        ready.sort();
-        for (_, path) in ready {
-            if signals::stop_requested() {
+        // Stopping: no new files; the deliveries in flight finish.
+        drop(job_tx);
+        while !in_flight.is_empty() {
+            let Ok((path, result)) = done_rx.recv() else {
                 break;
-            }
-            let Some(c) = pending.get_mut(&path) else {
-                continue;
             };
-            let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
-                continue;
-            };
-            if stat(&path).is_none() {
-                pending.remove(&path);
-                continue;
-            }
-            c.attempts += 1;
-            let report = loader.load_file(pipeline, &path)?;
-            let transient = report.status == Status::Error
+            in_flight.remove(&path);
+            finish(&mut pending, path, result, &mut on_delivery, project)?;
+        }
+        Ok(())
+    })?;
+    drop(watchers);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+type Outcome = Result<DeliveryReport>;
+
+/// After a delivery: retry it later if it failed transiently, else move the file and report.
+fn finish(
+    pending: &mut HashMap<PathBuf, Candidate>,
+    path: PathBuf,
+    result: Outcome,
+    on_delivery: &mut impl FnMut(&DeliveryReport, Option<&Path>),
+    project: &Project,
+) -> Result<()> {
+    let Some(c) = pending.get_mut(&path) else {
+        return Ok(());
+    };
+    let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
+        return Ok(());
+    };
+    let transient = match &result {
+        Ok(report) => {
+            report.status == Status::Error
                 && report
                     .failure
                     .as_ref()
-                    .is_some_and(|e| e.class() == ErrorClass::Transient);
-            if transient && c.attempts < pipeline.source.attempts {
-                let backoff = Duration::from_millis(
-                    200 * 2u64.pow(c.attempts) + u64::from(rand::random::<u8>()),
-                );
-                tracing::warn!(file = %path.display(), attempt = c.attempts, retry_in_ms = backoff.as_millis() as u64, "transient failure; retrying");
-                c.not_before = Instant::now() + backoff;
-                continue;
-            }
-            pending.remove(&path);
+                    .is_some_and(|e| e.class() == ErrorClass::Transient)
+        }
+        Err(e) => e.class() != ErrorClass::BadInput,
+    };
+    if transient && c.attempts < pipeline.source.attempts {
+        let backoff =
+            Duration::from_millis(200 * 2u64.pow(c.attempts) + u64::from(rand::random::<u8>()));
+        tracing::warn!(file = %path.display(), attempt = c.attempts, retry_in_ms = backoff.as_millis() as u64, "transient failure; retrying");
+        c.not_before = Instant::now() + backoff;
+        return Ok(());
+    }
+    pending.remove(&path);
+    match result {
+        Ok(report) => {
             let moved = disposal::dispose(
                 &path,
                 &pipeline.source.path,
@@ -264,8 +354,10 @@ pub fn run(
             )?;
             on_delivery(&report, moved.as_deref());
         }
+        Err(e) => {
+            // Left in place: the next re-scan offers it again.
+            tracing::error!(file = %path.display(), error = %e, "delivery failed; the file stays for the next scan");
+        }
     }
-    drop(watchers);
-    tracing::info!("stopped");
     Ok(())
 }
