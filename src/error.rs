@@ -99,6 +99,12 @@ pub enum Error {
     #[error("{file}: the same content is being loaded right now")]
     InFlight { file: String },
 
+    /// Shutdown outlasted its grace period; nothing of this delivery was committed.
+    #[error(
+        "{file}: cancelled at shutdown before it finished; it is loaded again at the next start"
+    )]
+    Cancelled { file: String },
+
     #[error("internal error (a bug in caudal, please report it): {0}")]
     Internal(String),
 }
@@ -113,7 +119,9 @@ impl Error {
             Error::Transform { .. } => ErrorClass::Config,
             Error::Io { source, .. } => io_class(source),
             Error::Sqlite { source, .. } => sqlite_class(source),
-            Error::Busy { .. } | Error::InFlight { .. } => ErrorClass::Transient,
+            Error::Busy { .. } | Error::InFlight { .. } | Error::Cancelled { .. } => {
+                ErrorClass::Transient
+            }
             Error::Parquet { .. } | Error::Internal(_) => ErrorClass::Bug,
         }
     }

@@ -8,6 +8,7 @@ use caudal::config::{self, Project};
 use caudal::error::{Error, Result};
 use caudal::ledger::{Ledger, Status};
 use caudal::pipeline::{DeliveryReport, Loader, files_in, project_busy};
+use caudal::watch::Event;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -244,20 +245,23 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run => {
             caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
-            let ready = || {
-                for p in project.pipelines.values() {
-                    eprintln!(
-                        "watching {} for pipeline {}",
-                        p.source.path.display(),
-                        p.name
-                    );
+            caudal::watch::run(&project, |event| match event {
+                Event::Ready => {
+                    for p in project.pipelines.values() {
+                        eprintln!(
+                            "watching {} for pipeline {}",
+                            p.source.path.display(),
+                            p.name
+                        );
+                    }
                 }
-            };
-            caudal::watch::run(&project, ready, |report, moved| {
-                print_delivery(report);
-                if let Some(to) = moved {
-                    println!("    moved to {}", to.display());
+                Event::Delivered { report, moved } => {
+                    print_delivery(report);
+                    if let Some(to) = moved {
+                        println!("    moved to {}", to.display());
+                    }
                 }
+                other => print_shutdown(&other),
             })?;
             eprintln!("stopped");
             Ok(0)
@@ -417,6 +421,30 @@ fn print_check(report: &DeliveryReport) {
     print_violations(report, 20);
 }
 
+/// What a person at the terminal needs to hear while the daemon stops.
+fn print_shutdown(event: &Event<'_>) {
+    match event {
+        Event::Stopping { in_flight, grace } => eprintln!(
+            "stopping: waiting up to {}s for {} in flight (Ctrl-C again cancels)",
+            grace.as_secs_f64(),
+            deliveries(*in_flight)
+        ),
+        Event::Cancelling { in_flight } => eprintln!(
+            "cancelling {} in flight: nothing of it is committed; the files stay and load at the next start",
+            deliveries(*in_flight)
+        ),
+        Event::Ready | Event::Delivered { .. } => {}
+    }
+}
+
+fn deliveries(n: usize) -> String {
+    if n == 1 {
+        "1 delivery".to_string()
+    } else {
+        format!("{n} deliveries")
+    }
+}
+
 fn print_delivery(report: &DeliveryReport) {
     match report.status {
         Status::Duplicate => println!(
@@ -499,23 +527,23 @@ fn demo(dir: &Path, once: bool) -> Result<u8> {
     let incoming = pipeline.source.path.clone();
     let total = samples.len();
     let dropper = std::thread::spawn(move || drop_samples(&samples, &incoming));
-    caudal::watch::run(
-        &project,
-        || {},
-        |report, _moved| {
-            print_delivery(report);
-            loaded += report.rows_loaded;
-            rejected += report.rows_rejected;
-            seen += 1;
-            if seen == total {
-                demo_summary(&abs, dir, loaded, rejected);
-                println!(
-                    "\nStill watching: drop more CSV files into {}/incoming, or press Ctrl-C.",
-                    abs.display()
-                );
-            }
-        },
-    )?;
+    caudal::watch::run(&project, |event| {
+        let Event::Delivered { report, .. } = event else {
+            print_shutdown(&event);
+            return;
+        };
+        print_delivery(report);
+        loaded += report.rows_loaded;
+        rejected += report.rows_rejected;
+        seen += 1;
+        if seen == total {
+            demo_summary(&abs, dir, loaded, rejected);
+            println!(
+                "\nStill watching: drop more CSV files into {}/incoming, or press Ctrl-C.",
+                abs.display()
+            );
+        }
+    })?;
     if let Ok(Err(e)) = dropper.join() {
         eprintln!("error: {e}");
     }

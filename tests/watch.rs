@@ -363,3 +363,106 @@ fn parallel_workers_load_identical_files_dropped_together_once() {
         .expect("loaded");
     assert_eq!(loaded, 10);
 }
+
+/// A file big enough that its delivery is still in flight when the daemon is asked to stop.
+fn write_big_file(p: &TestProject, rows: u32) {
+    let mut text = String::with_capacity(rows as usize * 16);
+    text.push_str("id,name\n");
+    for r in 0..rows {
+        text.push_str(&format!("{r},name{r}\n"));
+    }
+    p.write("stage/big.csv", text);
+}
+
+fn delivery_statuses(p: &TestProject) -> Vec<String> {
+    let Ok(ledger) = rusqlite::Connection::open(p.path().join(".caudal/ledger.db")) else {
+        return Vec::new();
+    };
+    ledger
+        .prepare("SELECT status FROM deliveries ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default()
+}
+
+/// Start the daemon, drop the big file in and send SIGINT while its delivery runs; returns the
+/// exit code and what the daemon wrote to stderr.
+fn stop_during_big_delivery(p: &TestProject) -> (Option<i32>, String) {
+    let mut child = quiet_daemon(p, std::process::Stdio::piped());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).expect("reading stderr");
+    assert!(first.contains("watching"), "{first}");
+    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    std::fs::rename(
+        p.path().join("stage/big.csv"),
+        p.path().join("incoming/big.csv"),
+    )
+    .expect("rename");
+    wait_until("the delivery to start", Duration::from_secs(20), || {
+        delivery_statuses(p) == ["running"]
+    });
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let code = child.wait().expect("waiting").code();
+    (code, drain.join().expect("stderr reader"))
+}
+
+#[test]
+fn sigint_lets_the_delivery_in_flight_finish_within_the_grace_period() {
+    const ROWS: u32 = 300_000;
+    let p = TestProject::new(CONFIG);
+    p.write("contract.toml", CONTRACT);
+    std::fs::create_dir_all(p.path().join("incoming")).expect("incoming");
+    write_big_file(&p, ROWS);
+    let (code, said) = stop_during_big_delivery(&p);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("stopping: waiting up to 30s for 1 delivery in flight"),
+        "{said}"
+    );
+    assert_eq!(rows(&p), i64::from(ROWS), "{said}");
+    assert_eq!(delivery_statuses(&p), ["loaded"]);
+    assert!(p.path().join("incoming/processed/big.csv").exists());
+}
+
+#[test]
+fn a_delivery_outlasting_the_grace_period_is_cancelled_and_loaded_at_the_next_start() {
+    const ROWS: u32 = 300_000;
+    let p = TestProject::new(&CONFIG.replace(
+        "[destinations.warehouse]",
+        "[project]\nshutdown_grace = \"1ms\"\n\n[destinations.warehouse]",
+    ));
+    p.write("contract.toml", CONTRACT);
+    std::fs::create_dir_all(p.path().join("incoming")).expect("incoming");
+    write_big_file(&p, ROWS);
+    let (code, said) = stop_during_big_delivery(&p);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("cancelling 1 delivery in flight"), "{said}");
+    assert_eq!(
+        rows(&p),
+        0,
+        "a cancelled delivery must leave nothing behind"
+    );
+    assert_eq!(delivery_statuses(&p), ["error"]);
+    assert!(
+        p.path().join("incoming/big.csv").exists(),
+        "the file stays for the next start"
+    );
+
+    let mut child = quiet_daemon(&p, std::process::Stdio::null());
+    wait_until(
+        "the file to load at the next start",
+        Duration::from_secs(60),
+        || p.path().join("incoming/processed/big.csv").exists(),
+    );
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    assert_eq!(child.wait().expect("waiting").code(), Some(0));
+    assert_eq!(rows(&p), i64::from(ROWS));
+    // The same content is the same delivery: its ledger row now says loaded.
+    assert_eq!(delivery_statuses(&p), ["loaded"]);
+}

@@ -14,6 +14,8 @@ pub struct Project {
     pub root: PathBuf,
     /// Where the ledger, reports and staging live (`.caudal/`).
     pub state_dir: PathBuf,
+    /// How long `caudal run` waits for deliveries in flight when asked to stop.
+    pub shutdown_grace: std::time::Duration,
     pub destinations: BTreeMap<String, Destination>,
     pub references: BTreeMap<String, Reference>,
     pub pipelines: BTreeMap<String, Pipeline>,
@@ -202,10 +204,14 @@ pub(super) fn compile(
     let mut contract_errors = Vec::new();
 
     let mut state_dir = root.join(".caudal");
+    let mut shutdown_grace = std::time::Duration::from_secs(30);
     if let Some(p) = top.get("project").and_then(|v| v.table()) {
         p.str("name");
         if let Some(s) = p.str("state_dir") {
             state_dir = root.join(s.value);
+        }
+        if let Some(d) = p.get("shutdown_grace").and_then(|v| v.duration()) {
+            shutdown_grace = d.value;
         }
         p.finish();
     }
@@ -277,6 +283,7 @@ pub(super) fn compile(
     Ok(Project {
         root: root.to_path_buf(),
         state_dir,
+        shutdown_grace,
         destinations,
         references,
         pipelines,

@@ -7,6 +7,7 @@ mod report;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
@@ -28,6 +29,9 @@ pub struct Loader<'p> {
     ledger: Ledger,
     runtime: Arc<tokio::runtime::Runtime>,
     progress: bool,
+    /// Set at shutdown once the grace period is over: deliveries in flight stop at their next
+    /// batch and roll back.
+    cancel: Arc<AtomicBool>,
     _lock: Arc<std::fs::File>,
 }
 
@@ -84,6 +88,7 @@ impl<'p> Loader<'p> {
             ledger,
             runtime: Arc::new(runtime),
             progress,
+            cancel: Arc::new(AtomicBool::new(false)),
             _lock: Arc::new(lock),
         };
         recovery::recover(&loader)?;
@@ -98,8 +103,14 @@ impl<'p> Loader<'p> {
             ledger: Ledger::open(&self.project.state_dir)?,
             runtime: self.runtime.clone(),
             progress: false,
+            cancel: self.cancel.clone(),
             _lock: self._lock.clone(),
         })
+    }
+
+    /// Make every delivery in flight, in this loader and its forks, stop and roll back.
+    pub fn cancel_in_flight(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
     }
 
     /// Load one file through a pipeline, exactly once.
@@ -213,7 +224,13 @@ impl<'p> Loader<'p> {
         path: &Path,
     ) -> Result<DeliveryReport> {
         let started = Instant::now();
-        let run = execute(runtime, project, pipeline, path, None, false)?;
+        let never = AtomicBool::new(false);
+        let feedback = Feedback {
+            progress: None,
+            cancel: &never,
+            path,
+        };
+        let run = execute(runtime, project, pipeline, path, None, feedback)?;
         let status = run.refused.unwrap_or(if run.violations.is_empty() {
             Status::Loaded
         } else {
@@ -234,14 +251,24 @@ impl<'p> Loader<'p> {
     }
 
     fn run(&self, pipeline: &Pipeline, path: &Path, ctx: Option<&LoadContext>) -> Result<Run> {
-        execute(
+        let bar = self.progress.then(|| progress_bar(path)).flatten();
+        let feedback = Feedback {
+            progress: bar.as_ref(),
+            cancel: &self.cancel,
+            path,
+        };
+        let run = execute(
             &self.runtime,
             self.project,
             pipeline,
             path,
             ctx.map(|c| (c, self.project)),
-            self.progress,
-        )
+            feedback,
+        );
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        run
     }
 }
 
@@ -295,6 +322,46 @@ fn send_all(
     senders.iter().all(|s| s.send(make(batch.clone())).is_ok())
 }
 
+/// What a delivery reports to, and hears from, whoever runs it.
+#[derive(Clone, Copy)]
+struct Feedback<'a> {
+    progress: Option<&'a indicatif::ProgressBar>,
+    cancel: &'a AtomicBool,
+    path: &'a Path,
+}
+
+impl Feedback<'_> {
+    fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Cancelled {
+                file: self.path.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A progress bar over the file's bytes, when stderr is a terminal.
+fn progress_bar(path: &Path) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    );
+    Some(bar)
+}
+
 /// Decode and check the whole file, feeding valid rows to `valid` and rejects to the sinks.
 struct CheckStats {
     rows_read: u64,
@@ -311,7 +378,7 @@ fn check_all(
     policy: OnInvalid,
     mut valid: impl FnMut(RecordBatch) -> bool,
     reject_sinks: &[SyncSender<SinkInput>],
-    progress: Option<&indicatif::ProgressBar>,
+    feedback: Feedback<'_>,
 ) -> Result<CheckStats> {
     let mut stats = CheckStats {
         rows_read: 0,
@@ -340,9 +407,10 @@ fn check_all(
         if !stats.stop_loading && checked.valid.num_rows() > 0 && !valid(checked.valid) {
             stats.stop_loading = true;
         }
-        if let Some(bar) = progress {
+        if let Some(bar) = feedback.progress {
             bar.set_position(decoder.bytes_read());
         }
+        feedback.check_cancelled()?;
         if policy == OnInvalid::Reject && stats.stop_loading && stats.violations.truncated() {
             break;
         }
@@ -366,7 +434,7 @@ fn execute(
     pipeline: &Pipeline,
     path: &Path,
     load: Option<(&LoadContext, &Project)>,
-    show_progress: bool,
+    feedback: Feedback<'_>,
 ) -> Result<Run> {
     let declared: Vec<String> = pipeline
         .contract
@@ -392,7 +460,7 @@ fn execute(
             OnInvalid::Drop,
             |_| true,
             &[],
-            None,
+            feedback,
         )?;
         let mut violations = Violations::default();
         violations.extend(header_problems);
@@ -419,25 +487,6 @@ fn execute(
         }
     }
 
-    let progress = if show_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(
-            path.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        );
-        Some(bar)
-    } else {
-        None
-    };
-
     let policy = pipeline.on_invalid;
     let mut rows_loaded = 0u64;
     let stats = match &pipeline.transform {
@@ -452,7 +501,7 @@ fn execute(
                     send_all(&senders, SinkInput::Rows, &batch)
                 },
                 &senders,
-                progress.as_ref(),
+                feedback,
             );
             match stats {
                 Ok(s) => s,
@@ -481,7 +530,7 @@ fn execute(
                         policy,
                         |batch| input_tx.blocking_send(batch).is_ok(),
                         &reject_senders,
-                        progress.as_ref(),
+                        feedback,
                     )
                 });
                 let consumed: Result<u64> = runtime.block_on(async {
@@ -492,6 +541,7 @@ fn execute(
                             message: e.to_string(),
                         })?;
                         rows += batch.num_rows() as u64;
+                        feedback.check_cancelled()?;
                         if !send_all(&senders, SinkInput::Rows, &batch) {
                             break;
                         }
@@ -517,9 +567,6 @@ fn execute(
             }
         }
     };
-    if let Some(bar) = &progress {
-        bar.finish_and_clear();
-    }
     drop(senders);
 
     let table_failed = stats
@@ -533,7 +580,7 @@ fn execute(
         None
     };
     let mut prepared = Vec::new();
-    let mut failure = None;
+    let mut failure = feedback.check_cancelled().err();
     for (dest, handle) in threads {
         match handle.join() {
             Ok(Ok(writer)) => prepared.push(writer),

@@ -57,6 +57,28 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// Whether the load's marker is in the database (absent when the marker table is).
+fn committed(conn: &Connection, path: &Path, load_id: &str) -> Result<bool> {
+    let has_markers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [MARKERS],
+            |r| r.get(0),
+        )
+        .context(|| format!("reading the schema of {}", path.display()))?;
+    if has_markers == 0 {
+        return Ok(false);
+    }
+    let done: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM {MARKERS} WHERE load_id = ?1"),
+            [load_id],
+            |r| r.get(0),
+        )
+        .context(|| format!("reading load markers in {}", path.display()))?;
+    Ok(done > 0)
+}
+
 /// One table this delivery writes, with its statement built at the first batch.
 struct TableTarget {
     spec: LoadSpec,
@@ -71,29 +93,23 @@ pub struct SqliteWriter {
     tables: Vec<TableTarget>,
     rejects_prepared: HashSet<String>,
     rejected: u64,
+    state: TransactionState,
+}
+
+/// The write lock is taken at the first batch, not when the delivery starts, so that parallel
+/// deliveries into one database decode, check and transform while another one writes.
+#[derive(PartialEq, Eq)]
+enum TransactionState {
+    NotStarted,
+    Open,
+    /// Another process committed this load while we waited for the lock: write nothing.
+    AlreadyCommitted,
 }
 
 impl SqliteWriter {
     pub fn open(path: &Path, loads: &[LoadSpec], ctx: &LoadContext) -> Result<Option<Self>> {
         let conn = open_connection(path)?;
-        conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
-        ))
-        .context(|| format!("creating {MARKERS} in {}", path.display()))?;
-        // The marker is read inside the write transaction: a delivery committed by another
-        // worker while this one waited for the lock is seen.
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .context(|| format!("starting a transaction on {}", path.display()))?;
-        let done: i64 = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {MARKERS} WHERE load_id = ?1"),
-                [&ctx.load_id],
-                |r| r.get(0),
-            )
-            .context(|| format!("reading load markers in {}", path.display()))?;
-        if done > 0 {
-            conn.execute_batch("ROLLBACK")
-                .context(|| format!("ending a transaction on {}", path.display()))?;
+        if committed(&conn, path, &ctx.load_id)? {
             return Ok(None);
         }
         Ok(Some(SqliteWriter {
@@ -110,7 +126,33 @@ impl SqliteWriter {
                 .collect(),
             rejects_prepared: HashSet::new(),
             rejected: 0,
+            state: TransactionState::NotStarted,
         }))
+    }
+
+    /// Take the write lock; the marker is read again inside the transaction, so a delivery
+    /// committed by another worker while this one waited is seen.
+    fn begin(&mut self) -> Result<()> {
+        if self.state != TransactionState::NotStarted {
+            return Ok(());
+        }
+        let path = &self.path;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .context(|| format!("starting a transaction on {}", path.display()))?;
+        self.state = TransactionState::Open;
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
+            ))
+            .context(|| format!("creating {MARKERS} in {}", path.display()))?;
+        if committed(&self.conn, path, &self.ctx.load_id)? {
+            self.conn
+                .execute_batch("ROLLBACK")
+                .context(|| format!("ending a transaction on {}", path.display()))?;
+            self.state = TransactionState::AlreadyCommitted;
+        }
+        Ok(())
     }
 
     fn existing_columns(&self, table: &str) -> Result<Vec<String>> {
@@ -367,6 +409,10 @@ impl<'a> Column<'a> {
 
 impl DeliveryWriter for SqliteWriter {
     fn write(&mut self, input: SinkInput) -> Result<()> {
+        self.begin()?;
+        if self.state == TransactionState::AlreadyCommitted {
+            return Ok(());
+        }
         match input {
             SinkInput::Rows(batch) => {
                 if batch.num_rows() == 0 {
@@ -439,6 +485,10 @@ impl DeliveryWriter for SqliteWriter {
     }
 
     fn prepare(&mut self) -> Result<()> {
+        self.begin()?;
+        if self.state == TransactionState::AlreadyCommitted {
+            return Ok(());
+        }
         let now = chrono::Utc::now().to_rfc3339();
         for t in &self.tables {
             self.conn
@@ -452,12 +502,18 @@ impl DeliveryWriter for SqliteWriter {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
+        if self.state != TransactionState::Open {
+            return Ok(());
+        }
         self.conn
             .execute_batch("COMMIT")
             .context(|| format!("committing to {}", self.path.display()))
     }
 
     fn abort(self: Box<Self>) {
+        if self.state != TransactionState::Open {
+            return;
+        }
         if let Err(e) = self.conn.execute_batch("ROLLBACK") {
             tracing::warn!(database = %self.path.display(), error = %e, "rollback failed; SQLite discards the transaction on close");
         }

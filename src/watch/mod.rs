@@ -94,13 +94,24 @@ pub fn install_signal_handlers() {
     signals::install();
 }
 
-/// Runs until SIGINT or SIGTERM (see `install_signal_handlers`), calling `on_ready` once every
-/// folder is watched and `on_delivery` after each delivery.
-pub fn run(
-    project: &Project,
-    on_ready: impl FnOnce(),
-    mut on_delivery: impl FnMut(&DeliveryReport, Option<&Path>),
-) -> Result<()> {
+/// What the daemon tells whoever runs it (the CLI prints these for people).
+pub enum Event<'a> {
+    /// Every folder is watched.
+    Ready,
+    /// A delivery ended; `moved` is where the file went after it.
+    Delivered {
+        report: &'a DeliveryReport,
+        moved: Option<&'a Path>,
+    },
+    /// Asked to stop while deliveries run: waiting for them up to the grace period.
+    Stopping { in_flight: usize, grace: Duration },
+    /// The grace period ran out (or a second signal came): the deliveries roll back.
+    Cancelling { in_flight: usize },
+}
+
+/// Runs until SIGINT or SIGTERM (see `install_signal_handlers`), telling `on_event` what
+/// happens.
+pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()> {
     let loader = Loader::open(project, false)?;
     for p in project.pipelines.values() {
         std::fs::create_dir_all(&p.source.path)
@@ -146,7 +157,7 @@ pub fn run(
         }
     }
     tracing::info!(folders = project.pipelines.len(), "watching");
-    on_ready();
+    on_event(Event::Ready);
 
     // Workers, each with its own ledger connection; the loop dispatches ready files to them.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -291,17 +302,45 @@ pub fn run(
             }
             while let Ok((path, result)) = done_rx.try_recv() {
                 in_flight.remove(&path);
-                finish(&mut pending, path, result, &mut on_delivery, project)?;
+                finish(&mut pending, path, result, &mut on_event, project)?;
             }
         }
-        // Stopping: no new files; the deliveries in flight finish.
+        // Stopping: no new files; the deliveries in flight finish within the grace period,
+        // after which they are cancelled (rolled back) and load again at the next start.
         drop(job_tx);
+        let deadline = Instant::now() + project.shutdown_grace;
+        if !in_flight.is_empty() {
+            tracing::info!(
+                in_flight = in_flight.len(),
+                grace_s = project.shutdown_grace.as_secs_f64(),
+                "stopping: waiting for the deliveries in flight"
+            );
+            on_event(Event::Stopping {
+                in_flight: in_flight.len(),
+                grace: project.shutdown_grace,
+            });
+        }
+        let mut cancelled = false;
         while !in_flight.is_empty() {
-            let Ok((path, result)) = done_rx.recv() else {
-                break;
-            };
-            in_flight.remove(&path);
-            finish(&mut pending, path, result, &mut on_delivery, project)?;
+            if !cancelled && (Instant::now() >= deadline || signals::cancel_requested()) {
+                tracing::info!(
+                    in_flight = in_flight.len(),
+                    "cancelling the deliveries in flight"
+                );
+                on_event(Event::Cancelling {
+                    in_flight: in_flight.len(),
+                });
+                loader.cancel_in_flight();
+                cancelled = true;
+            }
+            match done_rx.recv_timeout(Duration::from_millis(50)) {
+                Ok((path, result)) => {
+                    in_flight.remove(&path);
+                    finish(&mut pending, path, result, &mut on_event, project)?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
         Ok(())
     })?;
@@ -312,12 +351,19 @@ pub fn run(
 
 type Outcome = Result<DeliveryReport>;
 
+fn is_cancelled(result: &Outcome) -> bool {
+    match result {
+        Ok(report) => matches!(report.failure, Some(Error::Cancelled { .. })),
+        Err(e) => matches!(e, Error::Cancelled { .. }),
+    }
+}
+
 /// After a delivery: retry it later if it failed transiently, else move the file and report.
 fn finish(
     pending: &mut HashMap<PathBuf, Candidate>,
     path: PathBuf,
     result: Outcome,
-    on_delivery: &mut impl FnMut(&DeliveryReport, Option<&Path>),
+    on_event: &mut impl FnMut(Event<'_>),
     project: &Project,
 ) -> Result<()> {
     let Some(c) = pending.get_mut(&path) else {
@@ -326,6 +372,11 @@ fn finish(
     let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
         return Ok(());
     };
+    if is_cancelled(&result) {
+        pending.remove(&path);
+        tracing::info!(file = %path.display(), "delivery cancelled at shutdown; the file stays and loads at the next start");
+        return Ok(());
+    }
     let transient = match &result {
         Ok(report) => {
             report.status == Status::Error
@@ -352,7 +403,10 @@ fn finish(
                 pipeline.source.after_load,
                 &report,
             )?;
-            on_delivery(&report, moved.as_deref());
+            on_event(Event::Delivered {
+                report: &report,
+                moved: moved.as_deref(),
+            });
         }
         Err(e) => {
             // Left in place: the next re-scan offers it again.

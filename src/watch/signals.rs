@@ -1,16 +1,17 @@
-//! SIGINT and SIGTERM ask the daemon to stop taking files; in-flight deliveries finish.
+//! SIGINT and SIGTERM ask the daemon to stop taking files; a second one cancels the deliveries
+//! in flight instead of waiting for them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+static REQUESTS: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn request_stop(_signal: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do here.
-    STOP.store(true, Ordering::SeqCst);
+    // Only an atomic add: the one thing a signal handler may safely do here.
+    REQUESTS.fetch_add(1, Ordering::SeqCst);
 }
 
 pub fn install() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handler only adds to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(
             libc::SIGINT,
@@ -24,5 +25,10 @@ pub fn install() {
 }
 
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    REQUESTS.load(Ordering::SeqCst) > 0
+}
+
+/// Asked to stop twice: do not wait for the deliveries in flight.
+pub fn cancel_requested() -> bool {
+    REQUESTS.load(Ordering::SeqCst) > 1
 }
