@@ -7,6 +7,7 @@ pub mod contract;
 pub mod decode;
 pub mod demo;
 pub mod error;
+pub mod jobs;
 pub mod ledger;
 pub mod pipeline;
 pub mod scaffold;

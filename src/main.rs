@@ -11,6 +11,8 @@ use caudal::pipeline::{DeliveryReport, Loader, files_in, project_busy};
 use caudal::watch::Event;
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "caudal",
@@ -53,10 +55,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recent deliveries: file, status, rows read/loaded/rejected, time.
+    /// Recent deliveries: file, status, rows read/loaded/rejected, time; or a job's runs.
     Runs {
-        #[arg(long, short = 'p')]
+        #[arg(long, short = 'p', conflicts_with = "job")]
         pipeline: Option<String>,
+        /// Show this job's runs (durations and per-metric results) instead of deliveries.
+        #[arg(long)]
+        job: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long)]
@@ -65,8 +70,28 @@ enum Command {
     /// What is watched, what is loading now, the last deliveries and failures (works while
     /// `caudal run` runs).
     Status,
-    /// Watch every pipeline's folder and load each file once as it arrives, until Ctrl-C.
+    /// Watch every pipeline's folder and load each file once as it arrives, and run the jobs
+    /// on their schedules, until Ctrl-C.
     Run,
+    /// Scheduled jobs: list them with their next runs, or run one now (or for past periods).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Print a calculated metric's values, newest period first.
+    Metrics {
+        name: String,
+        /// First period start date to show (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last period start date to show (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create ./caudal-demo (if absent), start watching it and drop the sample shop files in
     /// one by one; Ctrl-C stops.
     Demo {
@@ -75,6 +100,27 @@ enum Command {
         /// Load the samples directly and exit instead of watching.
         #[arg(long)]
         once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Each job's schedule, time zone, next 5 runs (local and UTC) and last run.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now; --date D for the period holding D; --from D1 --to D2 for each period.
+    Run {
+        name: String,
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        date: Option<String>,
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -121,12 +167,14 @@ fn run(cli: Cli) -> Result<u8> {
             let root = config::locate_project(cli.project.as_deref())?;
             let project = config::load_project(&root)?;
             println!(
-                "{}: ok ({} pipeline{}, {} destination{})",
+                "{}: ok ({} pipeline{}, {} destination{}, {} job{})",
                 root.join(config::CONFIG_FILE).display(),
                 project.pipelines.len(),
                 plural(project.pipelines.len()),
                 project.destinations.len(),
-                plural(project.destinations.len())
+                plural(project.destinations.len()),
+                project.jobs.len(),
+                plural(project.jobs.len())
             );
             Ok(0)
         }
@@ -143,7 +191,7 @@ fn run(cli: Cli) -> Result<u8> {
                 .build()
                 .map_err(|e| Error::io("starting the runtime", e))?;
             let mut worst = 0;
-            for path in files_in(&file, pipeline)? {
+            for path in files_in(&input_path(&project, &file), pipeline)? {
                 let report = Loader::check_file(&runtime, &project, pipeline, &path)?;
                 if json {
                     print_json(&report)?;
@@ -169,7 +217,7 @@ fn run(cli: Cli) -> Result<u8> {
             let pipeline = pick_pipeline(&project, pipeline.as_deref())?;
             let mut files = Vec::new();
             for p in &paths {
-                files.extend(files_in(p, pipeline)?);
+                files.extend(files_in(&input_path(&project, p), pipeline)?);
             }
             if files.is_empty() {
                 eprintln!(
@@ -196,9 +244,49 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(worst)
         }
         Command::Runs {
+            job: Some(job),
+            limit,
+            json,
+            ..
+        } => {
+            let project = open_project(cli.project.as_deref())?;
+            cli::jobs::history(&project, &job, limit, json)
+        }
+        Command::Jobs { command } => {
+            let project = open_project(cli.project.as_deref())?;
+            match command {
+                JobsCommand::List { json } => cli::jobs::list(&project, json),
+                JobsCommand::Run {
+                    name,
+                    date,
+                    from,
+                    to,
+                    json,
+                } => cli::jobs::run(
+                    &project,
+                    &name,
+                    date.as_deref(),
+                    from.as_deref(),
+                    to.as_deref(),
+                    json,
+                ),
+            }
+        }
+        Command::Metrics {
+            name,
+            from,
+            to,
+            limit,
+            json,
+        } => {
+            let project = open_project(cli.project.as_deref())?;
+            cli::jobs::metrics(&project, &name, from.as_deref(), to.as_deref(), limit, json)
+        }
+        Command::Runs {
             pipeline,
             limit,
             json,
+            job: None,
         } => {
             let project = open_project(cli.project.as_deref())?;
             let ledger = Ledger::open(&project.state_dir)?;
@@ -245,24 +333,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run => {
             caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
-            caudal::watch::run(&project, |event| match event {
-                Event::Ready => {
-                    for p in project.pipelines.values() {
-                        eprintln!(
-                            "watching {} for pipeline {}",
-                            p.source.path.display(),
-                            p.name
-                        );
-                    }
-                }
-                Event::Delivered { report, moved } => {
-                    print_delivery(report);
-                    if let Some(to) = moved {
-                        println!("    moved to {}", to.display());
-                    }
-                }
-                other => print_shutdown(&other),
-            })?;
+            daemon(&project)?;
             eprintln!("stopped");
             Ok(0)
         }
@@ -356,6 +427,16 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// A path given on the command line: from the current folder, or else from the project's
+/// folder (so `caudal -C proj load data/` finds proj/data).
+fn input_path(project: &Project, path: &Path) -> PathBuf {
+    if path.is_relative() && !path.exists() && project.root.join(path).exists() {
+        project.root.join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 fn open_project(explicit: Option<&Path>) -> Result<Project> {
     let root = config::locate_project(explicit)?;
     config::load_project(&root)
@@ -419,6 +500,70 @@ fn print_check(report: &DeliveryReport) {
         report.rows_read
     );
     print_violations(report, 20);
+}
+
+/// `caudal run`: the watcher on this thread, the scheduler beside it. The scheduler starts
+/// only once the watcher holds the project lock, so a second daemon never schedules.
+fn daemon(project: &Project) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ready = AtomicBool::new(false);
+    let ended = AtomicBool::new(false);
+    let runtime = std::sync::Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the job runtime", e))?,
+    );
+    std::thread::scope(|scope| {
+        let scheduler = scope.spawn(|| {
+            while !ready.load(Ordering::SeqCst) {
+                if ended.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            for job in project.jobs.values() {
+                eprintln!(
+                    "scheduling job {} ({}, {})",
+                    job.name,
+                    job.schedule_text,
+                    job.timezone.name()
+                );
+            }
+            caudal::jobs::scheduler::run(
+                project,
+                runtime.clone(),
+                || caudal::watch::stop_requested() || ended.load(Ordering::SeqCst),
+                project.shutdown_grace,
+                cli::jobs::print_run,
+            )
+        });
+        let watched = caudal::watch::run(project, |event| match event {
+            Event::Ready => {
+                for p in project.pipelines.values() {
+                    eprintln!(
+                        "watching {} for pipeline {}",
+                        p.source.path.display(),
+                        p.name
+                    );
+                }
+                ready.store(true, Ordering::SeqCst);
+            }
+            Event::Delivered { report, moved } => {
+                print_delivery(report);
+                if let Some(to) = moved {
+                    println!("    moved to {}", to.display());
+                }
+            }
+            other => print_shutdown(&other),
+        });
+        ended.store(true, Ordering::SeqCst);
+        let scheduled = scheduler
+            .join()
+            .map_err(|_| Error::Internal("the scheduler panicked".into()))?;
+        watched.and(scheduled)
+    })
 }
 
 /// What a person at the terminal needs to hear while the daemon stops.

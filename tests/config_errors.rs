@@ -426,7 +426,7 @@ min_rows = 0
     assert_eq!(
         run.stdout.trim(),
         format!(
-            "{}: ok (1 pipeline, 2 destinations)",
+            "{}: ok (1 pipeline, 2 destinations, 0 jobs)",
             config_path(&p).display()
         )
     );

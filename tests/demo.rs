@@ -125,3 +125,137 @@ fn demo_watches_and_shows_each_file_arrive_until_ctrl_c() {
         .count();
     assert_eq!(processed, 3);
 }
+
+#[test]
+fn the_demos_metric_jobs_compute_the_shops_numbers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run_caudal(tmp.path(), &["demo", "--once"], &[]).expect_code(0);
+    let dir = tmp.path().join("caudal-demo");
+    let db = dir.join("warehouse.db");
+    run_caudal(&dir, &["jobs", "list"], &[])
+        .expect_code(0)
+        .expect_mentions(
+            "daily_metrics  (metrics, schedule \"0 2 * * *\", time zone Europe/Madrid)",
+        )
+        .expect_mentions("weekly_metrics")
+        .expect_mentions("cleanup  (cleanup");
+    run_caudal(
+        &dir,
+        &["jobs", "run", "daily_metrics", "--date", "2026-11-02"],
+        &[],
+    )
+    .expect_code(0)
+    .expect_mentions("4 metrics");
+    // Revenue of the day's completed sales, as the warehouse itself sums it.
+    let expected = query(
+        &db,
+        "SELECT CAST(round(sum(total) * 100) AS INTEGER) FROM sales WHERE sale_date = '2026-11-02' AND status = 'completed'",
+    );
+    let got = query(
+        &db,
+        "SELECT CAST(round(value * 100) AS INTEGER) FROM calculated_metrics WHERE name = 'revenue_daily'",
+    );
+    assert_eq!(got, expected);
+    let by_segment = query(
+        &db,
+        "SELECT CAST(round(sum(value) * 100) AS INTEGER) FROM calculated_metrics WHERE name = 'revenue_by_segment_daily'",
+    );
+    assert_eq!(by_segment, expected, "the segments add up to the day");
+    run_caudal(
+        &dir,
+        &["jobs", "run", "weekly_metrics", "--date", "2026-11-02"],
+        &[],
+    )
+    .expect_code(0);
+    assert_eq!(
+        query(
+            &db,
+            "SELECT count(*) FROM calculated_metrics WHERE name = 'top_customers_weekly'"
+        ),
+        5
+    );
+    run_caudal(&dir, &["metrics", "top_customers_weekly"], &[])
+        .expect_code(0)
+        .expect_mentions("customer=");
+}
+
+/// examples/analytics, copied to a temporary folder: both pipelines load, every metric of both
+/// jobs yields values, and two of them match what the CSV files say.
+#[test]
+fn the_analytics_example_computes_every_metric() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/analytics");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("analytics");
+    copy_dir(&root, &dir);
+    run_caudal(&dir, &["validate"], &[]).expect_code(0);
+    run_caudal(&dir, &["load", "data", "-p", "requests"], &[]).expect_code(0);
+    run_caudal(&dir, &["load", "data", "-p", "offers"], &[]).expect_code(0);
+    for job in ["daily_metrics", "weekly_metrics"] {
+        run_caudal(
+            &dir,
+            &[
+                "jobs",
+                "run",
+                job,
+                "--from",
+                "2026-11-09",
+                "--to",
+                "2026-11-15",
+            ],
+            &[],
+        )
+        .expect_code(0);
+    }
+    let db = dir.join("warehouse.db");
+    let config = std::fs::read_to_string(dir.join("caudal.toml")).expect("config");
+    let names: Vec<&str> = config
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    assert!(names.len() >= 15, "{names:?}");
+    for name in &names {
+        let n = query(
+            &db,
+            &format!(
+                "SELECT count(*) FROM calculated_metrics WHERE name = '{name}' AND value IS NOT NULL"
+            ),
+        );
+        assert!(n > 0, "metric {name} has no values");
+    }
+    // Requests of the week Monday 9 to Sunday 15 November, counted from the files themselves.
+    let mut requests = 0;
+    for day in 9..=15 {
+        let text = std::fs::read_to_string(dir.join(format!("data/requests_2026-11-{day:02}.csv")))
+            .expect("requests file");
+        requests += text.lines().skip(1).filter(|l| !l.is_empty()).count() as i64;
+    }
+    assert_eq!(
+        query(
+            &db,
+            "SELECT CAST(value AS INTEGER) FROM calculated_metrics WHERE name = 'requests_weekly' AND period_start = '2026-11-09T00:00:00'"
+        ),
+        requests
+    );
+    assert_eq!(
+        query(
+            &db,
+            "SELECT CAST(sum(value) AS INTEGER) FROM calculated_metrics WHERE name = 'requests_daily' AND period_start >= '2026-11-09' AND period_start < '2026-11-16'"
+        ),
+        requests,
+        "the days add up to the week"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

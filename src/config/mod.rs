@@ -3,10 +3,12 @@
 
 mod diagnostics;
 mod dotenv;
+mod jobs;
 mod model;
 pub mod reader;
 
 pub use diagnostics::{ConfigError, ConfigErrors, Document};
+pub use jobs::{CatchUp, Job, JobKind, Metric, Overlap, Retention, Retries};
 pub use model::*;
 
 use std::collections::HashMap;

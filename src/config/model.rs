@@ -19,6 +19,7 @@ pub struct Project {
     pub destinations: BTreeMap<String, Destination>,
     pub references: BTreeMap<String, Reference>,
     pub pipelines: BTreeMap<String, Pipeline>,
+    pub jobs: BTreeMap<String, super::Job>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +274,14 @@ pub(super) fn compile(
             }
         }
     }
+    let mut jobs = BTreeMap::new();
+    if let Some(t) = top.get("jobs").and_then(|v| v.table()) {
+        for (name, value) in t.entries() {
+            if let Some(j) = super::jobs::job(&name, &value, &destinations) {
+                jobs.insert(name.value, j);
+            }
+        }
+    }
     top.finish();
 
     let mut errors = doc.take_errors();
@@ -287,6 +296,7 @@ pub(super) fn compile(
         destinations,
         references,
         pipelines,
+        jobs,
     })
 }
 

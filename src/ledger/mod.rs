@@ -1,6 +1,10 @@
 //! The ledger: what was delivered, when, and how it ended. It lives in `.caudal/ledger.db`
 //! (SQLite) and is the memory that makes a re-run skip files already loaded.
 
+mod jobs;
+
+pub use jobs::{JobRun, NewRun, RunStatus, Trigger};
+
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -116,6 +120,7 @@ impl Ledger {
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .context(|| "configuring the ledger".into())?;
         conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.execute_batch(jobs::SCHEMA))
             .context(|| format!("creating the ledger in {}", path.display()))?;
         Ok(Ledger { conn })
     }

@@ -31,6 +31,13 @@ pub fn session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// For metric queries: every core, identifiers keep their case.
+pub fn analytics_session() -> SessionContext {
+    let mut config = SessionConfig::new();
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    SessionContext::new_with_config(config)
+}
+
 /// A session with the project's reference tables registered under their names.
 pub async fn session_with_references(project: &Project) -> Result<SessionContext> {
     let ctx = session();

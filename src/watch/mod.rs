@@ -88,6 +88,11 @@ fn scan(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether SIGINT or SIGTERM came (see `install_signal_handlers`).
+pub fn stop_requested() -> bool {
+    signals::stop_requested()
+}
+
 /// Catch SIGINT and SIGTERM from now on; call before anything slow (config, recovery) so that
 /// an early Ctrl-C still ends in a clean stop.
 pub fn install_signal_handlers() {

@@ -1,0 +1,3 @@
+//! Command-line presentation that grew beyond main.rs.
+
+pub mod jobs;

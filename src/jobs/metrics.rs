@@ -1,0 +1,360 @@
+//! Metric jobs: each metric's SQL runs in DataFusion over its source destination, and its rows
+//! replace that metric's rows for the period in `calculated_metrics`.
+
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, Float64Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use chrono_tz::Tz;
+
+use super::period::Period;
+use super::schedule::resolve_local;
+use crate::config::{Destination, Job, Metric, Project};
+use crate::error::{Context, Error, Result};
+use crate::sink::open_connection;
+
+pub const METRICS_TABLE: &str = "calculated_metrics";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calculated_metrics (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value REAL,
+    description TEXT,
+    unit TEXT,
+    dimensions TEXT NOT NULL,
+    period_start TEXT,
+    period_end TEXT,
+    computed_at TEXT NOT NULL,
+    expires_at TEXT,
+    job TEXT,
+    run_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS calculated_metrics_by_name ON calculated_metrics (name, period_start);
+";
+
+/// How one metric of a run went.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricResult {
+    pub metric: String,
+    pub status: MetricStatus,
+    pub rows: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricStatus {
+    Succeeded,
+    Failed,
+}
+
+impl MetricStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricStatus::Succeeded => "succeeded",
+            MetricStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The period placeholders of metric SQL, outside string literals: `:period_start` and
+/// `:period_end` are the period's bounds as instants (local midnight in the job's zone, written
+/// in UTC, to compare with timestamp columns); `:period_start_date` and `:period_end_date` are
+/// its local dates (to compare with date columns such as a lake's partition column, which
+/// prunes folders). Without a period they are null.
+pub fn bind_period_placeholders(sql: &str, period: Option<&Period>, tz: Tz) -> String {
+    let instant = |t: chrono::NaiveDateTime| match resolve_local(t, tz) {
+        Some(t) => format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S")),
+        None => "CAST(NULL AS TIMESTAMP)".to_string(),
+    };
+    let bindings: [(&str, String); 4] = match period {
+        Some(p) => [
+            (
+                ":period_start_date",
+                format!("DATE '{}'", p.start.format("%Y-%m-%d")),
+            ),
+            (
+                ":period_end_date",
+                format!("DATE '{}'", p.end.format("%Y-%m-%d")),
+            ),
+            (":period_start", instant(p.start)),
+            (":period_end", instant(p.end)),
+        ],
+        None => [
+            (":period_start_date", "CAST(NULL AS DATE)".to_string()),
+            (":period_end_date", "CAST(NULL AS DATE)".to_string()),
+            (":period_start", "CAST(NULL AS TIMESTAMP)".to_string()),
+            (":period_end", "CAST(NULL AS TIMESTAMP)".to_string()),
+        ],
+    };
+    let ident_end = |s: &str| {
+        s.chars()
+            .next()
+            .is_none_or(|n| !(n.is_ascii_alphanumeric() || n == '_'))
+    };
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut in_string = false;
+    let mut rest = sql;
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '\'' {
+            in_string = !in_string;
+        } else if !in_string && c == ':' {
+            for (name, literal) in &bindings {
+                if let Some(after) = rest.strip_prefix(name)
+                    && ident_end(after)
+                {
+                    out.push_str(literal);
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// Run every metric of a job for `period`; a failing metric does not stop the others.
+pub async fn run_metrics(
+    project: &Project,
+    job: &Job,
+    into: &str,
+    metrics: &[Metric],
+    period: Option<&Period>,
+    run_id: i64,
+) -> Result<Vec<MetricResult>> {
+    let Some(Destination::Sqlite { path: warehouse }) = project.destinations.get(into) else {
+        return Err(Error::Internal(format!(
+            "metrics destination {into} is not SQLite after validation"
+        )));
+    };
+    let mut results = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let started = Instant::now();
+        let outcome = compute(project, metric, period, job.timezone)
+            .await
+            .and_then(|rows| {
+                let conn = open_connection(warehouse)?;
+                store(&conn, &job.name, run_id, metric, period, &rows)
+            });
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let result = match outcome {
+            Ok(rows) => MetricResult {
+                metric: metric.name.clone(),
+                status: MetricStatus::Succeeded,
+                rows,
+                duration_ms,
+                error: None,
+            },
+            Err(e) => MetricResult {
+                metric: metric.name.clone(),
+                status: MetricStatus::Failed,
+                rows: 0,
+                duration_ms,
+                error: Some(e.to_string()),
+            },
+        };
+        tracing::info!(job = %job.name, metric = %metric.name, status = result.status.as_str(), rows = result.rows, ms = duration_ms, error = result.error.as_deref().unwrap_or(""), "metric");
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// One computed row: the value and its dimensions as a JSON object.
+struct MetricRow {
+    value: Option<f64>,
+    dimensions: String,
+}
+
+async fn compute(
+    project: &Project,
+    metric: &Metric,
+    period: Option<&Period>,
+    tz: Tz,
+) -> Result<Vec<MetricRow>> {
+    let context = format!("metric `{}`", metric.name);
+    let Some(source) = project.destinations.get(&metric.source) else {
+        return Err(Error::Internal(format!(
+            "destination {} vanished after validation",
+            metric.source
+        )));
+    };
+    let sql = bind_period_placeholders(&metric.sql, period, tz);
+    let ctx = crate::transform::analytics_session();
+    super::tables::register_tables(&ctx, source, &sql).await?;
+    let df = ctx.sql(&sql).await.map_err(|e| Error::Transform {
+        context: context.clone(),
+        message: e.to_string(),
+    })?;
+    let batches = df.collect().await.map_err(|e| Error::Transform {
+        context: context.clone(),
+        message: e.to_string(),
+    })?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        rows.extend(metric_rows(metric, batch)?);
+    }
+    Ok(rows)
+}
+
+fn metric_rows(metric: &Metric, batch: &RecordBatch) -> Result<Vec<MetricRow>> {
+    let schema = batch.schema();
+    let bad = |message: String| Error::Usage {
+        message: format!("metric `{}`: {message}", metric.name),
+    };
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let Some(value_at) = names.iter().position(|n| *n == "value") else {
+        return Err(bad(format!(
+            "the SQL must return a column named `value` (it returns {})",
+            names.join(", ")
+        )));
+    };
+    for name in &names {
+        if *name != "value" && !metric.dimensions.iter().any(|d| d == name) {
+            return Err(bad(format!(
+                "the SQL returns column `{name}`, which is not `value` nor a listed dimension; add it to dimensions or leave it out"
+            )));
+        }
+    }
+    let mut dimension_columns = Vec::new();
+    for d in &metric.dimensions {
+        let Some(at) = names.iter().position(|n| n == d) else {
+            return Err(bad(format!(
+                "dimension `{d}` is not among the columns the SQL returns ({})",
+                names.join(", ")
+            )));
+        };
+        let text = cast(batch.column(at), &DataType::Utf8)
+            .map_err(|e| bad(format!("dimension `{d}` cannot be shown as text: {e}")))?;
+        dimension_columns.push((d.clone(), text));
+    }
+    let values = cast(batch.column(value_at), &DataType::Float64).map_err(|e| {
+        bad(format!(
+            "`value` must be a number, but it is {}: {e}",
+            batch.column(value_at).data_type()
+        ))
+    })?;
+    let Some(values) = values.as_any().downcast_ref::<Float64Array>() else {
+        return Err(Error::Internal("cast to Float64 gave another type".into()));
+    };
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut dims = serde_json::Map::new();
+        for (name, col) in &dimension_columns {
+            let value = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .filter(|c| c.is_valid(row))
+                .map_or(serde_json::Value::Null, |c| {
+                    serde_json::Value::String(c.value(row).to_string())
+                });
+            dims.insert(name.clone(), value);
+        }
+        out.push(MetricRow {
+            value: values.is_valid(row).then(|| values.value(row)),
+            dimensions: serde_json::Value::Object(dims).to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn period_text(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Replace the metric's rows for this period, in one transaction.
+fn store(
+    conn: &Connection,
+    job: &str,
+    run_id: i64,
+    metric: &Metric,
+    period: Option<&Period>,
+    rows: &[MetricRow],
+) -> Result<u64> {
+    conn.execute_batch(SCHEMA)
+        .context(|| format!("creating {METRICS_TABLE}"))?;
+    let now = chrono::Utc::now();
+    let computed_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let expires_at = metric.ttl.and_then(|ttl| {
+        chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    });
+    let start = period.map(|p| period_text(p.start));
+    let end = period.map(|p| period_text(p.end));
+    let tx = conn
+        .unchecked_transaction()
+        .context(|| format!("writing {METRICS_TABLE}"))?;
+    tx.execute(
+        "DELETE FROM calculated_metrics WHERE name = ?1 AND period_start IS ?2 AND period_end IS ?3",
+        params![metric.name, start, end],
+    )
+    .context(|| format!("replacing {} in {METRICS_TABLE}", metric.name))?;
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO calculated_metrics (name, type, value, description, unit, dimensions, period_start, period_end, computed_at, expires_at, job, run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .context(|| format!("writing {METRICS_TABLE}"))?;
+        for row in rows {
+            insert
+                .execute(params![
+                    metric.name,
+                    metric.kind,
+                    row.value,
+                    metric.description,
+                    metric.unit,
+                    row.dimensions,
+                    start,
+                    end,
+                    computed_at,
+                    expires_at,
+                    job,
+                    run_id
+                ])
+                .context(|| format!("writing {} into {METRICS_TABLE}", metric.name))?;
+        }
+    }
+    tx.commit()
+        .context(|| format!("committing {} into {METRICS_TABLE}", metric.name))?;
+    Ok(rows.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_bound_outside_strings_only() {
+        let day = |d| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, d)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+        };
+        let p = Period {
+            start: day(24),
+            end: day(25),
+        };
+        let sql = "SELECT ':period_start' FROM t WHERE ts >= :period_start AND ts < :period_end AND d >= :period_start_date AND d < :period_end_date AND x = :period_startx";
+        // Midnight in Madrid (UTC+1 in November) is 23:00 UTC the day before.
+        assert_eq!(
+            bind_period_placeholders(sql, Some(&p), chrono_tz::Europe::Madrid),
+            "SELECT ':period_start' FROM t WHERE ts >= TIMESTAMP '2026-11-23T23:00:00' AND ts < TIMESTAMP '2026-11-24T23:00:00' AND d >= DATE '2026-11-24' AND d < DATE '2026-11-25' AND x = :period_startx"
+        );
+        assert!(
+            bind_period_placeholders(sql, None, chrono_tz::UTC).contains("CAST(NULL AS TIMESTAMP)")
+        );
+    }
+}
