@@ -737,4 +737,12 @@ fn demo_summary(abs: &Path, dir: &Path, loaded: u64, rejected: u64) {
         abs.display()
     );
     println!("  caudal -C {} runs", dir.display());
+    println!(
+        "  caudal -C {} jobs run daily_metrics --date 2026-11-02   # the shop's metrics for that day",
+        dir.display()
+    );
+    println!(
+        "  caudal -C {} metrics revenue_by_segment_daily",
+        dir.display()
+    );
 }
