@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod pipeline;
 pub mod scaffold;
+pub mod server;
 pub mod sink;
 pub mod source;
 pub mod transform;

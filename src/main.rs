@@ -78,6 +78,18 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// API tokens: create one (shown once), list them, revoke one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log of the HTTP API: who did what, when, from where.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a calculated metric's values, newest period first.
     Metrics {
         name: String,
@@ -100,6 +112,22 @@ enum Command {
         /// Load the samples directly and exit instead of watching.
         #[arg(long)]
         once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer (read), analyst (read, query, trigger jobs, upload files) or admin (all).
+        #[arg(long)]
+        role: String,
+    },
+    List,
+    Revoke {
+        name: String,
     },
 }
 
@@ -272,6 +300,18 @@ fn run(cli: Cli) -> Result<u8> {
                 ),
             }
         }
+        Command::Token { command } => {
+            let project = open_project(cli.project.as_deref())?;
+            match command {
+                TokenCommand::Create { name, role } => cli::access::create(&project, &name, &role),
+                TokenCommand::List => cli::access::list(&project),
+                TokenCommand::Revoke { name } => cli::access::revoke(&project, &name),
+            }
+        }
+        Command::Audit { limit, json } => {
+            let project = open_project(cli.project.as_deref())?;
+            cli::access::audit(&project, limit, json)
+        }
         Command::Metrics {
             name,
             from,
@@ -333,7 +373,16 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Run => {
             caudal::watch::install_signal_handlers();
             let project = open_project(cli.project.as_deref())?;
-            daemon(&project)?;
+            cli::daemon::run(std::sync::Arc::new(project), |event| match event {
+                Event::Ready => {}
+                Event::Delivered { report, moved } => {
+                    print_delivery(report);
+                    if let Some(to) = moved {
+                        println!("    moved to {}", to.display());
+                    }
+                }
+                other => print_shutdown(&other),
+            })?;
             eprintln!("stopped");
             Ok(0)
         }
@@ -502,72 +551,8 @@ fn print_check(report: &DeliveryReport) {
     print_violations(report, 20);
 }
 
-/// `caudal run`: the watcher on this thread, the scheduler beside it. The scheduler starts
-/// only once the watcher holds the project lock, so a second daemon never schedules.
-fn daemon(project: &Project) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let ready = AtomicBool::new(false);
-    let ended = AtomicBool::new(false);
-    let runtime = std::sync::Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting the job runtime", e))?,
-    );
-    std::thread::scope(|scope| {
-        let scheduler = scope.spawn(|| {
-            while !ready.load(Ordering::SeqCst) {
-                if ended.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            for job in project.jobs.values() {
-                eprintln!(
-                    "scheduling job {} ({}, {})",
-                    job.name,
-                    job.schedule_text,
-                    job.timezone.name()
-                );
-            }
-            caudal::jobs::scheduler::run(
-                project,
-                runtime.clone(),
-                || caudal::watch::stop_requested() || ended.load(Ordering::SeqCst),
-                project.shutdown_grace,
-                cli::jobs::print_run,
-            )
-        });
-        let watched = caudal::watch::run(project, |event| match event {
-            Event::Ready => {
-                for p in project.pipelines.values() {
-                    eprintln!(
-                        "watching {} for pipeline {}",
-                        p.source.path.display(),
-                        p.name
-                    );
-                }
-                ready.store(true, Ordering::SeqCst);
-            }
-            Event::Delivered { report, moved } => {
-                print_delivery(report);
-                if let Some(to) = moved {
-                    println!("    moved to {}", to.display());
-                }
-            }
-            other => print_shutdown(&other),
-        });
-        ended.store(true, Ordering::SeqCst);
-        let scheduled = scheduler
-            .join()
-            .map_err(|_| Error::Internal("the scheduler panicked".into()))?;
-        watched.and(scheduled)
-    })
-}
-
 /// What a person at the terminal needs to hear while the daemon stops.
-fn print_shutdown(event: &Event<'_>) {
+pub(crate) fn print_shutdown(event: &Event<'_>) {
     match event {
         Event::Stopping { in_flight, grace } => eprintln!(
             "stopping: waiting up to {}s for {} in flight (Ctrl-C again cancels)",
@@ -590,7 +575,7 @@ fn deliveries(n: usize) -> String {
     }
 }
 
-fn print_delivery(report: &DeliveryReport) {
+pub(crate) fn print_delivery(report: &DeliveryReport) {
     match report.status {
         Status::Duplicate => println!(
             "{}: skipped, same content as load {}",
@@ -672,7 +657,7 @@ fn demo(dir: &Path, once: bool) -> Result<u8> {
     let incoming = pipeline.source.path.clone();
     let total = samples.len();
     let dropper = std::thread::spawn(move || drop_samples(&samples, &incoming));
-    caudal::watch::run(&project, |event| {
+    cli::daemon::run(std::sync::Arc::new(project.clone()), |event| {
         let Event::Delivered { report, .. } = event else {
             print_shutdown(&event);
             return;

@@ -87,6 +87,7 @@ fn demo_watches_and_shows_each_file_arrive_until_ctrl_c() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
         .arg("demo")
         .current_dir(tmp.path())
+        .env("CAUDAL_LISTEN", "127.0.0.1:0")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

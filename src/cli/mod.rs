@@ -1,3 +1,5 @@
 //! Command-line presentation that grew beyond main.rs.
 
+pub mod access;
+pub mod daemon;
 pub mod jobs;

@@ -20,6 +20,20 @@ pub struct Project {
     pub references: BTreeMap<String, Reference>,
     pub pipelines: BTreeMap<String, Pipeline>,
     pub jobs: BTreeMap<String, super::Job>,
+    /// `[server]`: the HTTP API and dashboard that `caudal run` serves.
+    pub server: Option<ServerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: std::net::SocketAddr,
+    /// Requests without a token are served as a viewer (never more).
+    pub anonymous: bool,
+    pub max_body_bytes: usize,
+    pub query_timeout: std::time::Duration,
+    pub query_max_rows: usize,
+    /// Origins allowed to call the API from a browser; none by default.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +288,10 @@ pub(super) fn compile(
             }
         }
     }
+    let server = top
+        .get("server")
+        .and_then(|v| v.table())
+        .and_then(server_config);
     let mut jobs = BTreeMap::new();
     if let Some(t) = top.get("jobs").and_then(|v| v.table()) {
         for (name, value) in t.entries() {
@@ -297,6 +315,62 @@ pub(super) fn compile(
         references,
         pipelines,
         jobs,
+        server,
+    })
+}
+
+fn server_config(t: super::reader::TableReader<'_, '_, '_>) -> Option<ServerConfig> {
+    let listen = t.require("listen").and_then(|v| v.str()).and_then(|s| {
+        match s.value.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                t.doc.error_hint(
+                    &s.span,
+                    format!("`server.listen` is not an address: \"{}\"", s.value),
+                    "write an IP and a port, e.g. \"127.0.0.1:8080\" (\"0.0.0.0:8080\" for every interface)",
+                );
+                None
+            }
+        }
+    });
+    let anonymous = t.bool("anonymous").unwrap_or(false);
+    let max_body_mb = match t.get("max_body_mb").and_then(|v| v.int()) {
+        Some(n) if (1..=65_536).contains(&n) => n as usize,
+        Some(_) => {
+            t.doc
+                .error(&t.span, "server.max_body_mb must be between 1 and 65536");
+            100
+        }
+        None => 100,
+    };
+    let query_timeout = t
+        .get("query_timeout")
+        .and_then(|v| v.duration())
+        .map_or(std::time::Duration::from_secs(30), |d| d.value);
+    let query_max_rows = match t.get("query_max_rows").and_then(|v| v.int()) {
+        Some(n) if (1..=10_000_000).contains(&n) => n as usize,
+        Some(_) => {
+            t.doc.error(
+                &t.span,
+                "server.query_max_rows must be between 1 and 10000000",
+            );
+            10_000
+        }
+        None => 10_000,
+    };
+    let cors_origins = t
+        .get("cors_origins")
+        .and_then(|v| v.str_list())
+        .map(|l| l.into_iter().map(|s| s.value).collect())
+        .unwrap_or_default();
+    t.finish();
+    Some(ServerConfig {
+        listen: listen?,
+        anonymous,
+        max_body_bytes: max_body_mb * 1024 * 1024,
+        query_timeout,
+        query_max_rows,
+        cors_origins,
     })
 }
 

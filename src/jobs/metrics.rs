@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS calculated_metrics_by_name ON calculated_metrics (nam
 ";
 
 /// How one metric of a run went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MetricResult {
     pub metric: String,
     pub status: MetricStatus,
@@ -49,7 +49,7 @@ pub struct MetricResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricStatus {
     Succeeded,

@@ -9,6 +9,8 @@ pub mod schedule;
 pub mod scheduler;
 mod tables;
 
+pub use tables::register_for_query;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -10,16 +10,19 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::resolve::resolve_table_references;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use rusqlite::types::ValueRef;
 
-use crate::config::Destination;
+use crate::config::{Destination, Project};
 use crate::error::{Context, Error, Result};
 use crate::sink::{open_connection, quote};
 
@@ -49,18 +52,93 @@ pub async fn register_tables(
         if ctx.table_exist(table.as_str()).unwrap_or(false) || functions.contains(&table) {
             continue;
         }
-        match destination {
-            Destination::ParquetLake { path, .. } => register_lake_table(ctx, path, &table).await?,
-            Destination::Sqlite { path } => register_sqlite_table(ctx, path, &table)?,
+        let provider = match destination {
+            Destination::ParquetLake { path, .. } => lake_table(path, &table)?
+                .ok_or_else(|| missing_table(&table, path, &lake_tables(path)))?,
+            Destination::Sqlite { path } => match sqlite_table(path, &table)? {
+                Some(t) => t,
+                None => return Err(missing_table(&table, path, &sqlite_tables(path)?)),
+            },
+        };
+        ctx.register_table(table.as_str(), provider)
+            .map_err(|e| Error::Transform {
+                context: format!("registering {table}"),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// For ad-hoc queries over every destination: `dest.table` reads that destination's table,
+/// a bare `table` the first destination that has it (lakes first).
+pub async fn register_for_query(ctx: &SessionContext, project: &Project, sql: &str) -> Result<()> {
+    let statements = DFParser::parse_sql(sql).map_err(|e| Error::Transform {
+        context: "query".into(),
+        message: e.to_string(),
+    })?;
+    let functions: Vec<String> = ctx.state().table_functions().keys().cloned().collect();
+    let mut ordered: Vec<(&String, &Destination)> = project.destinations.iter().collect();
+    ordered.sort_by_key(|(_, d)| matches!(d, Destination::Sqlite { .. }));
+    for statement in &statements {
+        let (tables, _ctes) =
+            resolve_table_references(statement, false).map_err(|e| Error::Transform {
+                context: "query".into(),
+                message: e.to_string(),
+            })?;
+        for reference in tables {
+            let table = reference.table().to_string();
+            if functions.contains(&table) {
+                continue;
+            }
+            let candidates: Vec<(&String, &Destination)> = match reference.schema() {
+                Some(schema) => ordered
+                    .iter()
+                    .filter(|(name, _)| name.as_str() == schema)
+                    .copied()
+                    .collect(),
+                None => ordered.clone(),
+            };
+            let mut found = None;
+            for (_, destination) in candidates {
+                found = match destination {
+                    Destination::ParquetLake { path, .. } => lake_table(path, &table)?,
+                    Destination::Sqlite { path } => sqlite_table(path, &table)?,
+                };
+                if found.is_some() {
+                    break;
+                }
+            }
+            let Some(provider) = found else {
+                return Err(Error::Usage {
+                    message: format!(
+                        "no destination has a table `{reference}`; tables are named after their destination (warehouse.sales) or alone (sales)"
+                    ),
+                });
+            };
+            if let Some(schema) = reference.schema()
+                && ctx
+                    .catalog("datafusion")
+                    .is_some_and(|c| c.schema(schema).is_none())
+                && let Some(catalog) = ctx.catalog("datafusion")
+            {
+                catalog
+                    .register_schema(schema, Arc::new(MemorySchemaProvider::new()))
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            ctx.register_table(reference.clone(), provider)
+                .map_err(|e| Error::Transform {
+                    context: format!("registering {reference}"),
+                    message: e.to_string(),
+                })?;
         }
     }
     Ok(())
 }
 
-async fn register_lake_table(ctx: &SessionContext, lake: &Path, table: &str) -> Result<()> {
+fn lake_table(lake: &Path, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     let dir = lake.join(table);
-    if !dir.is_dir() {
-        return Err(missing_table(table, lake, &lake_tables(lake)));
+    if table.starts_with('_') || table.contains('/') || !dir.is_dir() {
+        return Ok(None);
     }
     let failed = |message: String| Error::Transform {
         context: format!("reading lake table `{table}` ({})", dir.display()),
@@ -71,7 +149,7 @@ async fn register_lake_table(ctx: &SessionContext, lake: &Path, table: &str) -> 
     // partition's footer, whatever the query's filter.
     let files = parquet_files_newest_first(&dir);
     if files.is_empty() {
-        return Err(missing_table(table, lake, &lake_tables(lake)));
+        return Ok(None);
     }
     let mut problems = Vec::new();
     let mut schema = None;
@@ -102,10 +180,13 @@ async fn register_lake_table(ctx: &SessionContext, lake: &Path, table: &str) -> 
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_columns(&dir));
-    let url = format!("{}/", dir.display());
-    ctx.register_listing_table(table, &url, options, Some(schema), None)
-        .await
-        .map_err(|e| failed(e.to_string()))
+    let url =
+        ListingTableUrl::parse(format!("{}/", dir.display())).map_err(|e| failed(e.to_string()))?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let listing = ListingTable::try_new(config).map_err(|e| failed(e.to_string()))?;
+    Ok(Some(Arc::new(listing)))
 }
 
 fn parquet_files_newest_first(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -198,8 +279,21 @@ fn partition_columns(dir: &Path) -> Vec<(String, DataType)> {
     columns
 }
 
+fn sqlite_tables(db: &Path) -> Result<Vec<String>> {
+    let conn = open_connection(db)?;
+    let mut known: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(|| format!("listing the tables of {}", db.display()))?;
+    known.retain(|n: &String| !n.starts_with("sqlite_"));
+    Ok(known)
+}
+
 /// Read a whole SQLite table into memory as Arrow, typed by the columns' declared types.
-fn register_sqlite_table(ctx: &SessionContext, db: &Path, table: &str) -> Result<()> {
+fn sqlite_table(db: &Path, table: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+    if !db.exists() {
+        return Ok(None);
+    }
     let conn = open_connection(db)?;
     let mut stmt = conn
         .prepare(&format!("PRAGMA table_info({})", quote(table)))
@@ -209,12 +303,7 @@ fn register_sqlite_table(ctx: &SessionContext, db: &Path, table: &str) -> Result
         .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
         .context(|| format!("reading the columns of {table} in {}", db.display()))?;
     if columns.is_empty() {
-        let mut known: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .context(|| format!("listing the tables of {}", db.display()))?;
-        known.retain(|n: &String| !n.starts_with("sqlite_"));
-        return Err(missing_table(table, db, &known));
+        return Ok(None);
     }
     let fields: Vec<Field> = columns
         .iter()
@@ -262,12 +351,7 @@ fn register_sqlite_table(ctx: &SessionContext, db: &Path, table: &str) -> Result
         context: format!("reading {table} in {}", db.display()),
         message: e.to_string(),
     })?;
-    ctx.register_table(table, Arc::new(mem))
-        .map_err(|e| Error::Transform {
-            context: format!("registering {table}"),
-            message: e.to_string(),
-        })?;
-    Ok(())
+    Ok(Some(Arc::new(mem)))
 }
 
 /// SQLite's type affinity rules, reduced to the Arrow types caudal writes.

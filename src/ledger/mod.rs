@@ -1,8 +1,10 @@
 //! The ledger: what was delivered, when, and how it ended. It lives in `.caudal/ledger.db`
 //! (SQLite) and is the memory that makes a re-run skip files already loaded.
 
+mod access;
 mod jobs;
 
+pub use access::{AuditEntry, Role, TokenInfo, token_digest};
 pub use jobs::{JobRun, NewRun, RunStatus, Trigger};
 
 use std::path::Path;
@@ -12,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::{Context, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Started and not finished: after a crash, recovery finishes or discards it.
@@ -52,7 +54,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     pub id: i64,
     pub load_id: String,
@@ -69,6 +71,18 @@ pub struct DeliveryRecord {
     pub duration_ms: Option<u64>,
     pub error: Option<String>,
     pub report: Option<String>,
+}
+
+/// Which deliveries a page holds.
+#[derive(Debug, Default)]
+pub struct DeliveryFilter<'a> {
+    pub pipeline: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// RFC 3339; deliveries started at or after it.
+    pub since: Option<&'a str>,
+    /// The cursor: deliveries with a smaller id.
+    pub before_id: Option<i64>,
+    pub limit: usize,
 }
 
 /// Counts and outcome written when a delivery ends.
@@ -121,6 +135,7 @@ impl Ledger {
             .context(|| "configuring the ledger".into())?;
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(jobs::SCHEMA))
+            .and_then(|()| conn.execute_batch(access::SCHEMA))
             .context(|| format!("creating the ledger in {}", path.display()))?;
         Ok(Ledger { conn })
     }
@@ -198,6 +213,48 @@ impl Ledger {
             )
             .context(|| "recording the delivery outcome".into())?;
         Ok(())
+    }
+
+    /// A connection for readers (the API): no schema work, so opening it is cheap.
+    pub fn open_reader(state_dir: &Path) -> Result<Ledger> {
+        let path = state_dir.join("ledger.db");
+        if !path.exists() {
+            return Ledger::open(state_dir);
+        }
+        Ok(Ledger {
+            conn: crate::sink::open_connection(&path)?,
+        })
+    }
+
+    /// A page of deliveries, newest first, with the filters the API offers.
+    pub fn deliveries_page(&self, filter: &DeliveryFilter<'_>) -> Result<Vec<DeliveryRecord>> {
+        self.query(
+            "WHERE (?1 IS NULL OR pipeline = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR started_at >= ?3) AND (?4 IS NULL OR id < ?4)
+             ORDER BY id DESC LIMIT ?5",
+            params![
+                filter.pipeline,
+                filter.status,
+                filter.since,
+                filter.before_id,
+                filter.limit as i64
+            ],
+        )
+    }
+
+    /// Rows loaded and rejected by a pipeline's deliveries started since `since` (RFC 3339).
+    pub fn totals_since(&self, pipeline: &str, since: &str) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(sum(rows_loaded), 0), coalesce(sum(rows_rejected), 0) FROM deliveries WHERE pipeline = ?1 AND started_at >= ?2",
+                params![pipeline, since],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .context(|| "summing deliveries".into())
+    }
+
+    pub fn delivery(&self, id: i64) -> Result<Option<DeliveryRecord>> {
+        Ok(self.query("WHERE id = ?1", params![id])?.into_iter().next())
     }
 
     pub fn running(&self) -> Result<Vec<DeliveryRecord>> {

@@ -93,6 +93,11 @@ pub fn stop_requested() -> bool {
     signals::stop_requested()
 }
 
+/// Stop the daemon as SIGTERM would: a part of it failed.
+pub fn request_stop() {
+    signals::request();
+}
+
 /// Catch SIGINT and SIGTERM from now on; call before anything slow (config, recovery) so that
 /// an early Ctrl-C still ends in a clean stop.
 pub fn install_signal_handlers() {

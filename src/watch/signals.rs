@@ -24,6 +24,11 @@ pub fn install() {
     }
 }
 
+/// Stop as if a signal had come (a part of the daemon failed).
+pub fn request() {
+    REQUESTS.fetch_add(1, Ordering::SeqCst);
+}
+
 pub fn stop_requested() -> bool {
     REQUESTS.load(Ordering::SeqCst) > 0
 }

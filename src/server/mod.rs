@@ -1,0 +1,109 @@
+//! The HTTP server of `caudal run`: a JSON API under `/api/v1` (OpenAPI 3.1 generated from
+//! these handlers, Swagger UI served from the binary), Prometheus metrics, and tokens with
+//! roles; every mutating request and every query goes into the audit log.
+
+mod api;
+mod auth;
+mod problem;
+mod query;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::config::{Project, ServerConfig};
+use crate::error::{Error, Result};
+
+pub use telemetry::Telemetry;
+
+/// What the daemon's parts say about themselves, for `/health`.
+#[derive(Default)]
+pub struct DaemonStatus {
+    pub watching: AtomicBool,
+    pub scheduler: AtomicBool,
+    pub draining: AtomicBool,
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub project: Arc<Project>,
+    pub config: ServerConfig,
+    pub status: Arc<DaemonStatus>,
+    pub telemetry: Arc<Telemetry>,
+    pub started: Instant,
+}
+
+pub type Shared = Arc<AppState>;
+
+async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state.telemetry.add(
+        "caudal_http_requests_total",
+        &[("method", &method), ("route", &route), ("status", &status)],
+        1.0,
+    );
+    state.telemetry.observe(
+        "caudal_http_request_duration_seconds",
+        &[("route", &route)],
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+pub fn router(state: Shared) -> Router {
+    let api: Router = api::routes(state.clone())
+        .fallback(api::not_found)
+        .with_state(state.clone());
+    api.merge(api::swagger())
+        .layer(axum::middleware::from_fn_with_state(state, count_requests))
+}
+
+/// Serve until `stop()` turns true; `on_ready` hears the bound address.
+pub fn serve(
+    state: Shared,
+    stop: impl Fn() -> bool + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the HTTP runtime", e))?;
+    let listen = state.config.listen;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            Error::usage(format!(
+                "cannot serve HTTP on {listen}: {e}; change [server] listen in caudal.toml"
+            ))
+        })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listening address", e))?;
+        on_ready(bound);
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !stop() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                state.status.draining.store(true, Ordering::SeqCst);
+            })
+            .await
+            .map_err(|e| Error::io("serving HTTP", e))
+    })
+}
