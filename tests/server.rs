@@ -381,6 +381,56 @@ fn deliveries_uploads_jobs_metrics_and_monitoring() {
     );
     let r = get(a, "/api/v1/nothing-here", None);
     assert_eq!((r.status, error_code(&r)), (404, "not_found".into()));
+    let r = common::http::request_with(
+        a,
+        "GET",
+        "/api/v1/health",
+        &[("Origin", "https://elsewhere.example")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "no CORS unless configured"
+    );
+}
+
+#[test]
+fn cors_answers_only_the_configured_origins() {
+    let d = demo_daemon(
+        "[server]\nlisten = \"127.0.0.1:0\"\nanonymous = true\ncors_origins = [\"https://dash.example\"]",
+    );
+    let a = d.addr.as_str();
+    let r = common::http::request_with(
+        a,
+        "GET",
+        "/api/v1/pipelines",
+        &[("Origin", "https://dash.example")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+    let r = common::http::request_with(
+        a,
+        "OPTIONS",
+        "/api/v1/query",
+        &[
+            ("Origin", "https://dash.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+    );
+    assert_eq!(r.status, 204);
+    assert!(
+        r.header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("authorization"))
+    );
+    let r = common::http::request_with(
+        a,
+        "GET",
+        "/api/v1/pipelines",
+        &[("Origin", "https://evil.example")],
+    );
     assert!(r.header("access-control-allow-origin").is_none());
 }
 

@@ -64,11 +64,56 @@ async fn count_requests(State(state): State<Shared>, request: Request, next: Nex
     response
 }
 
+/// CORS only for the origins `[server] cors_origins` names; other origins get no CORS headers,
+/// so browsers keep other sites' pages from reading the API.
+async fn cors(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, Method, StatusCode, header};
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| state.config.cors_origins.iter().any(|allowed| allowed == o))
+        .map(str::to_string);
+    let Some(origin) = origin else {
+        return next.run(request).await;
+    };
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        r
+    } else {
+        next.run(request).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&origin) {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
 pub fn router(state: Shared) -> Router {
     let api: Router = api::routes(state.clone())
         .fallback(api::not_found)
         .with_state(state.clone());
     api.merge(api::swagger())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .layer(axum::middleware::from_fn_with_state(state, count_requests))
 }
 

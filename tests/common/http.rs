@@ -34,6 +34,11 @@ impl Response {
     }
 }
 
+/// A request with extra headers and no body.
+pub fn request_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    send(addr, method, path, None, None, headers)
+}
+
 pub fn request(
     addr: &str,
     method: &str,
@@ -41,9 +46,23 @@ pub fn request(
     token: Option<&str>,
     body: Option<(&str, &[u8])>,
 ) -> Response {
+    send(addr, method, path, token, body, &[])
+}
+
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut stream =
         TcpStream::connect(addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
