@@ -75,6 +75,7 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
                 status: status.clone(),
                 telemetry: telemetry.clone(),
                 started: Instant::now(),
+                ledgers: std::sync::Mutex::new(Vec::new()),
             });
             let ended = ended.clone();
             let served = caudal::server::serve(

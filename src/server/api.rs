@@ -111,8 +111,8 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-fn reader(state: &Shared) -> ApiResult<Ledger> {
-    Ok(Ledger::open_reader(&state.project.state_dir)?)
+fn reader(state: &Shared) -> ApiResult<super::PooledLedger<'_>> {
+    Ok(state.ledger()?)
 }
 
 /// A path under the project shown relative to it: clients need no internal paths.
@@ -157,7 +157,7 @@ async fn health(State(state): State<Shared>) -> Response {
     let s = state.clone();
     let components = blocking(move || {
         let mut out = Vec::new();
-        let ledger = Ledger::open_reader(&s.project.state_dir).and_then(|l| l.recent(None, 1));
+        let ledger = s.ledger().and_then(|l| l.recent(None, 1));
         out.push(Component {
             name: "ledger".into(),
             status: if ledger.is_ok() { "ok" } else { "down" }.into(),
@@ -285,7 +285,7 @@ async fn list_pipelines(
         s.project
             .pipelines
             .keys()
-            .map(|name| summary(&s, &ledger, name, 5))
+            .map(|name| summary(&s, &*ledger, name, 5))
             .collect::<ApiResult<Vec<_>>>()
     })
     .await
@@ -303,7 +303,7 @@ async fn pipeline_detail(
 ) -> ApiResult<Json<PipelineSummary>> {
     authorize(&state, &headers, Some(client), Role::Viewer)?;
     let s = state.clone();
-    blocking(move || summary(&s, &reader(&s)?, &name, 20))
+    blocking(move || summary(&s, &*reader(&s)?, &name, 20))
         .await
         .map(Json)
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::Shared;
 use super::problem::{ApiError, ApiResult};
-use crate::ledger::{Ledger, Role};
+use crate::ledger::Role;
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -31,8 +31,8 @@ pub fn authorize(
         .map(str::trim);
     let caller = match token {
         Some(token) => {
-            let ledger = Ledger::open_reader(&state.project.state_dir)?;
-            match ledger.authenticate(token)? {
+            let found = state.ledger()?.authenticate(token)?;
+            match found {
                 Some((name, role)) => Caller {
                     name: Some(name),
                     role,
@@ -76,7 +76,7 @@ pub fn authorize(
 
 /// Record an action in the audit log; a failure to record is logged, not returned.
 pub fn audit(state: &Shared, caller: &Caller, action: &str, resource: &str, outcome: &str) {
-    let recorded = Ledger::open_reader(&state.project.state_dir).and_then(|l| {
+    let recorded = state.ledger().and_then(|l| {
         l.audit(
             caller.name.as_deref(),
             Some(caller.role),

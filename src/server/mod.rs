@@ -38,6 +38,50 @@ pub struct AppState {
     pub status: Arc<DaemonStatus>,
     pub telemetry: Arc<Telemetry>,
     pub started: Instant,
+    /// Open ledger connections, reused across requests (opening one costs more than most
+    /// queries the API makes).
+    pub ledgers: std::sync::Mutex<Vec<crate::ledger::Ledger>>,
+}
+
+/// A ledger connection from the pool, returned to it when dropped.
+pub struct PooledLedger<'a> {
+    state: &'a AppState,
+    ledger: Option<crate::ledger::Ledger>,
+}
+
+impl std::ops::Deref for PooledLedger<'_> {
+    type Target = crate::ledger::Ledger;
+
+    fn deref(&self) -> &Self::Target {
+        match &self.ledger {
+            Some(l) => l,
+            None => unreachable!("a pooled ledger is only emptied when dropped"),
+        }
+    }
+}
+
+impl Drop for PooledLedger<'_> {
+    fn drop(&mut self) {
+        if let (Some(l), Ok(mut pool)) = (self.ledger.take(), self.state.ledgers.lock())
+            && pool.len() < 16
+        {
+            pool.push(l);
+        }
+    }
+}
+
+impl AppState {
+    pub fn ledger(&self) -> Result<PooledLedger<'_>> {
+        let pooled = self.ledgers.lock().ok().and_then(|mut p| p.pop());
+        let ledger = match pooled {
+            Some(l) => l,
+            None => crate::ledger::Ledger::open_reader(&self.project.state_dir)?,
+        };
+        Ok(PooledLedger {
+            state: self,
+            ledger: Some(ledger),
+        })
+    }
 }
 
 pub type Shared = Arc<AppState>;
