@@ -285,7 +285,7 @@ async fn list_pipelines(
         s.project
             .pipelines
             .keys()
-            .map(|name| summary(&s, &*ledger, name, 5))
+            .map(|name| summary(&s, &ledger, name, 5))
             .collect::<ApiResult<Vec<_>>>()
     })
     .await
