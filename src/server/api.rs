@@ -74,6 +74,9 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/api/v1/tokens", get(list_tokens))
         .route("/api/v1/tokens/{name}", delete(revoke_token))
         .route("/metrics", get(prometheus))
+        .route("/", get(dashboard_page))
+        .route("/assets/app.js", get(dashboard_script))
+        .route("/assets/app.css", get(dashboard_style))
         .layer(DefaultBodyLimit::max(max_body.min(1024 * 1024)))
 }
 
@@ -84,6 +87,48 @@ pub fn swagger() -> Router {
         api_definition: swagger_ui_dist::OpenApiSource::Uri("/api/v1/openapi.json"),
         title: Some("caudal API"),
     })
+}
+
+/// The dashboard: a page and a little JavaScript inside the binary; it calls this API with the
+/// token the user gives it once (kept in the browser).
+async fn dashboard_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        include_str!("assets/index.html"),
+    )
+        .into_response()
+}
+
+async fn dashboard_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("assets/app.js"),
+    )
+        .into_response()
+}
+
+async fn dashboard_style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        include_str!("assets/app.css"),
+    )
+        .into_response()
 }
 
 pub async fn not_found() -> ApiError {
