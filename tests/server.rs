@@ -116,6 +116,17 @@ fn tokens_roles_and_the_audit_log() {
     let r = post_json(a, "/api/v1/query", Some(&analyst), &q);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["rows"][0]["n"], 173);
+    let r = post_json(
+        a,
+        "/api/v1/query",
+        Some(&analyst),
+        &json!({"sql": "SELECT CAST(NULL AS INT) AS n"}),
+    );
+    assert_eq!(
+        r.json()["rows"],
+        json!([{"n": null}]),
+        "a NULL is an explicit null"
+    );
     let r = get(a, "/api/v1/audit", Some(&analyst));
     assert_eq!(r.status, 403);
 
@@ -361,6 +372,16 @@ fn deliveries_uploads_jobs_metrics_and_monitoring() {
     );
     let spec = get(a, "/api/v1/openapi.json", None).json();
     assert_eq!(spec["openapi"], "3.1.0");
+    let params = spec["paths"]["/api/v1/deliveries"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .clone();
+    assert!(
+        params
+            .iter()
+            .all(|p| p["in"] == "query" && p["required"] == false),
+        "{params:?}"
+    );
     for path in [
         "/api/v1/deliveries",
         "/api/v1/jobs/{name}/trigger",

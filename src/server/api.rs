@@ -175,6 +175,7 @@ fn relative(state: &Shared, path: &str) -> String {
 
 fn public(state: &Shared, mut d: DeliveryRecord) -> DeliveryRecord {
     d.source = relative(state, &d.source);
+    d.error = d.error.map(|e| super::problem::strip_paths(&e));
     d.report = d.report.map(|r| relative(state, &r));
     d
 }
@@ -354,6 +355,7 @@ async fn pipeline_detail(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// The file's name in the pipeline's folder, e.g. `sales_2026-11-25.csv`.
     pub filename: String,
@@ -463,6 +465,7 @@ async fn upload_file(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     pub pipeline: Option<String>,
     /// running | loaded | rejected | failed | duplicate | error
@@ -763,6 +766,7 @@ async fn trigger_job(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunParams {
     pub job: Option<String>,
     /// 1 to 1000; default 50.
@@ -809,6 +813,7 @@ async fn run_detail(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MetricParams {
     pub name: String,
     /// First period start date (YYYY-MM-DD).
@@ -1002,6 +1007,7 @@ async fn run_query(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// 1 to 1000; default 100.
     pub limit: Option<usize>,

@@ -71,7 +71,7 @@ impl From<Error> for ApiError {
 }
 
 /// Absolute paths of this machine are no business of an API client.
-fn strip_paths(message: &str) -> String {
+pub(super) fn strip_paths(message: &str) -> String {
     message
         .split(' ')
         .map(|word| {

@@ -86,7 +86,10 @@ fn to_json(batches: &[RecordBatch], max_rows: usize) -> ApiResult<QueryOutput> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    // Explicit nulls: a NULL is `"n": null`, not a missing key.
+    let mut writer = datafusion::arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     writer
         .write_batches(&refs)
