@@ -471,3 +471,31 @@ fn a_server_that_cannot_listen_stops_the_daemon_with_a_clear_error() {
         .expect_mentions(&format!("cannot serve HTTP on 127.0.0.1:{port}"))
         .expect_mentions("[server] listen");
 }
+
+#[test]
+fn job_triggers_are_capped_while_earlier_ones_run() {
+    let d = demo_daemon(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[jobs.slow]
+schedule = "@yearly"
+kind = "metrics"
+period = "none"
+timeout = "5s"
+
+[[jobs.slow.metrics]]
+name = "endless"
+source = "warehouse"
+sql = "SELECT count(*) AS value FROM sales a CROSS JOIN range(0, 100000000000) b"
+"#,
+    );
+    let a = d.addr.as_str();
+    let analyst = token(&d, "ana", "analyst");
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| post_json(a, "/api/v1/jobs/slow/trigger", Some(&analyst), &json!({})).status)
+        .collect();
+    assert_eq!(statuses, [202, 202, 202, 202, 429]);
+    let r = post_json(a, "/api/v1/jobs/slow/trigger", Some(&analyst), &json!({}));
+    assert_eq!(error_code(&r), "busy");
+}

@@ -76,6 +76,7 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
                 telemetry: telemetry.clone(),
                 started: Instant::now(),
                 ledgers: std::sync::Mutex::new(Vec::new()),
+                triggered: std::sync::atomic::AtomicUsize::new(0),
             });
             let ended = ended.clone();
             let served = caudal::server::serve(

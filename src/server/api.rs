@@ -678,7 +678,8 @@ fn date(field: &str, text: &str) -> ApiResult<chrono::NaiveDate> {
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/trigger", params(("name" = String, Path)),
     request_body(content = TriggerBody, content_type = "application/json"),
     responses((status = 202, body = Triggered), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn trigger_job(
     State(state): State<Shared>,
     ConnectInfo(client): Client,
@@ -739,7 +740,18 @@ async fn trigger_job(
         }
     };
     let runs = requests.len();
+    let running = state.triggered.fetch_add(1, Ordering::SeqCst);
+    if running >= super::MAX_TRIGGERED {
+        state.triggered.fetch_sub(1, Ordering::SeqCst);
+        audit(&state, &caller, "trigger", &resource, "refused: busy");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("{running} triggered job runs are in progress; retry when one has finished"),
+        ));
+    }
     let project = state.project.clone();
+    let finished = state.clone();
     std::thread::Builder::new()
         .name(format!("job-{}", job.name))
         .spawn(move || {
@@ -759,8 +771,12 @@ async fn trigger_job(
             if let Err(e) = result {
                 tracing::error!(job = %job.name, error = %e, "a triggered job could not run");
             }
+            finished.triggered.fetch_sub(1, Ordering::SeqCst);
         })
-        .map_err(|e| crate::error::Error::io("starting a job thread", e))?;
+        .map_err(|e| {
+            state.triggered.fetch_sub(1, Ordering::SeqCst);
+            crate::error::Error::io("starting a job thread", e)
+        })?;
     audit(&state, &caller, "trigger", &resource, "accepted");
     Ok((StatusCode::ACCEPTED, Json(Triggered { job: name, runs })))
 }

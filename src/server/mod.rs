@@ -41,7 +41,12 @@ pub struct AppState {
     /// Open ledger connections, reused across requests (opening one costs more than most
     /// queries the API makes).
     pub ledgers: std::sync::Mutex<Vec<crate::ledger::Ledger>>,
+    /// Job triggers running now: each is a thread with its own runtime, so they are capped.
+    pub triggered: std::sync::atomic::AtomicUsize,
 }
+
+/// At most this many triggered job runs at once; more get 429.
+pub const MAX_TRIGGERED: usize = 4;
 
 /// A ledger connection from the pool, returned to it when dropped.
 pub struct PooledLedger<'a> {
