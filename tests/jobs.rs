@@ -467,22 +467,33 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn daemon(p: &TestProject) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
+/// A running `caudal run`, killed if the test fails before stopping it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(p: &TestProject) -> Running {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
         .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("starting caudal run")
+        .expect("starting caudal run");
+    Running(child)
 }
 
-fn interrupt(child: &mut std::process::Child) {
+fn interrupt(running: &mut Running) {
     // SAFETY: sending a signal to our own child process.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        libc::kill(running.0.id() as libc::pid_t, libc::SIGINT);
     }
-    assert_eq!(child.wait().expect("waiting").code(), Some(0));
+    assert_eq!(running.0.wait().expect("waiting").code(), Some(0));
 }
 
 fn seconds(ticks: &[(String, String, String)]) -> Vec<i64> {
@@ -529,8 +540,8 @@ fn the_scheduler_neither_repeats_nor_misses_a_tick_across_sigkill_within_misfire
                 .count()
                 >= before + 2
         });
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaping");
+        child.0.kill().expect("SIGKILL");
+        child.0.wait().expect("reaping");
         // Down for a while: the ticks of this time are owed.
         std::thread::sleep(Duration::from_millis(2500));
     }

@@ -252,13 +252,26 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                 next_scan = Instant::now() + rescan_every;
             }
             let now = Instant::now();
-            // Oldest first, or by name for `ordered` pipelines.
+            // Oldest first, or by name for `ordered` pipelines; only worth working out when a
+            // worker is free (with a thousand files waiting, the stat calls add up).
             let mut ready: Vec<(Option<SystemTime>, PathBuf)> = Vec::new();
-            for (path, c) in pending.iter_mut() {
+            for (path, c) in pending.iter_mut().filter(|_| in_flight.len() < workers) {
+                if in_flight.contains_key(path) {
+                    continue;
+                }
                 let Some(pipeline) = project.pipelines.get(&c.pipeline) else {
                     continue;
                 };
                 if now < c.not_before {
+                    continue;
+                }
+                // Closed after writing or renamed in: a later change would come as an event
+                // (which clears `complete`), so no stat is needed to rank it.
+                if c.complete {
+                    ready.push((
+                        (!pipeline.source.ordered).then_some(c.modified),
+                        path.clone(),
+                    ));
                     continue;
                 }
                 let Some((size, modified)) = stat(path) else {
