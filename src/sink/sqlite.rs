@@ -32,14 +32,6 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     // A 16 MB page cache: bulk appends gain nothing from more, and peak memory does.
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;")
         .context(|| format!("configuring {}", path.display()))?;
-    // Each delivery opens and closes its connections; a checkpoint at every close cost two
-    // fsyncs per delivery (measured: ~3 ms of a 1,000-row delivery's ~9). SQLite's automatic
-    // checkpoints (every 1,000 WAL pages) still keep the WAL bounded.
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )
-    .context(|| format!("configuring {}", path.display()))?;
     Ok(conn)
 }
 
