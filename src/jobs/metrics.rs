@@ -138,9 +138,16 @@ pub async fn run_metrics(
         )));
     };
     let mut results = Vec::with_capacity(metrics.len());
+    // One session per source destination for the whole run: tables are listed and registered
+    // once, and the session's caches (Parquet footers) serve every metric.
+    let mut sessions: std::collections::HashMap<&str, datafusion::prelude::SessionContext> =
+        std::collections::HashMap::new();
     for metric in metrics {
         let started = Instant::now();
-        let outcome = compute(project, metric, period, job.timezone)
+        let ctx = sessions
+            .entry(metric.source.as_str())
+            .or_insert_with(crate::transform::analytics_session);
+        let outcome = compute(ctx, project, metric, period, job.timezone)
             .await
             .and_then(|rows| {
                 let conn = open_connection(warehouse)?;
@@ -176,6 +183,7 @@ struct MetricRow {
 }
 
 async fn compute(
+    ctx: &datafusion::prelude::SessionContext,
     project: &Project,
     metric: &Metric,
     period: Option<&Period>,
@@ -189,8 +197,7 @@ async fn compute(
         )));
     };
     let sql = bind_period_placeholders(&metric.sql, period, tz);
-    let ctx = crate::transform::analytics_session();
-    super::tables::register_tables(&ctx, source, &sql).await?;
+    super::tables::register_tables(ctx, source, &sql).await?;
     let df = ctx.sql(&sql).await.map_err(|e| Error::Transform {
         context: context.clone(),
         message: e.to_string(),

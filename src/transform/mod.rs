@@ -31,10 +31,13 @@ pub fn session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
-/// For metric queries: every core, identifiers keep their case.
+/// For metric queries: every core, identifiers keep their case. No statistics gathering at
+/// planning: it reads every file's footer up front (thousands in a lake of small daily files)
+/// to plan aggregations that do not need them.
 pub fn analytics_session() -> SessionContext {
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().execution.collect_statistics = false;
     SessionContext::new_with_config(config)
 }
 
