@@ -499,3 +499,30 @@ sql = "SELECT count(*) AS value FROM sales a CROSS JOIN range(0, 100000000000) b
     let r = post_json(a, "/api/v1/jobs/slow/trigger", Some(&analyst), &json!({}));
     assert_eq!(error_code(&r), "busy");
 }
+
+#[test]
+fn a_query_past_the_timeout_is_cancelled_with_408() {
+    let d = demo_daemon("[server]\nlisten = \"127.0.0.1:0\"\nquery_timeout = \"500ms\"");
+    let a = d.addr.as_str();
+    let analyst = token(&d, "ana", "analyst");
+    let r = post_json(
+        a,
+        "/api/v1/query",
+        Some(&analyst),
+        &json!({"sql": "SELECT count(*) AS n FROM sales a CROSS JOIN range(0, 100000000000) b"}),
+    );
+    assert_eq!(
+        (r.status, error_code(&r)),
+        (408, "timeout".into()),
+        "{}",
+        r.text()
+    );
+    // The server is still there for the next request.
+    let r = post_json(
+        a,
+        "/api/v1/query",
+        Some(&analyst),
+        &json!({"sql": "SELECT 1 AS one"}),
+    );
+    assert_eq!(r.status, 200);
+}
