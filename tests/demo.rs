@@ -92,8 +92,9 @@ fn demo_watches_and_shows_each_file_arrive_until_ctrl_c() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("starting caudal demo");
-    let stdout = child.stdout.take().expect("stdout");
+    let stdout = child.0.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
     let db = tmp.path().join("caudal-demo/warehouse.db");
     let start = std::time::Instant::now();
@@ -114,9 +115,9 @@ fn demo_watches_and_shows_each_file_arrive_until_ctrl_c() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: sending a signal to our own child process.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        libc::kill(child.0.id() as libc::pid_t, libc::SIGINT);
     }
-    assert_eq!(child.wait().expect("waiting").code(), Some(0));
+    assert_eq!(child.0.wait().expect("waiting").code(), Some(0));
     let out = reader.join().expect("stdout reader");
     for needle in [
         "dropped sales_2026-11-01.csv",
@@ -264,5 +265,15 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+/// A child process killed if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
