@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::run_caudal;
+use common::{KillOnDrop, run_caudal};
 
 fn query(db: &std::path::Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(db).expect("open warehouse");
@@ -265,15 +265,5 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
-    }
-}
-
-/// A child process killed if the test fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

@@ -4,9 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::TestProject;
+use common::{KillOnDrop, TestProject, wait_until};
 
 const BASE: &str = r#"
 [destinations.warehouse]
@@ -140,7 +140,7 @@ fn a_metric_job_computes_each_period_replaces_reruns_and_isolates_failures() {
         vec![vec![s("sum"), s("EUR"), s("Revenue per segment"), s("1")]]
     );
 
-    // Running the same period again replaces its rows instead of adding to them.
+    // KillOnDrop the same period again replaces its rows instead of adding to them.
     p.run(&["jobs", "run", "daily", "--date", "2026-11-02"])
         .expect_code(1);
     assert_eq!(metric_rows(&p, "revenue_by_segment").len(), 2);
@@ -456,28 +456,7 @@ fn scheduled_runs(p: &TestProject) -> Vec<(String, String, String)> {
         .unwrap_or_default()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A running `caudal run`, killed if the test fails before stopping it.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon(p: &TestProject) -> Running {
+fn daemon(p: &TestProject) -> KillOnDrop {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_caudal"))
         .args(["-C", p.path().to_str().expect("utf-8 path"), "run"])
         .stdin(std::process::Stdio::null())
@@ -485,10 +464,10 @@ fn daemon(p: &TestProject) -> Running {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starting caudal run");
-    Running(child)
+    KillOnDrop(child)
 }
 
-fn interrupt(running: &mut Running) {
+fn interrupt(running: &mut KillOnDrop) {
     // SAFETY: sending a signal to our own child process.
     unsafe {
         libc::kill(running.0.id() as libc::pid_t, libc::SIGINT);

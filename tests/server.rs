@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::BufRead;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{get, post_json, request};
-use common::run_caudal;
+use common::{run_caudal, wait_until};
 use serde_json::json;
 
 struct Daemon {
@@ -72,17 +72,6 @@ fn token(d: &Daemon, name: &str, role: &str) -> String {
     );
     run.expect_code(0);
     run.stdout.trim().to_string()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn error_code(r: &common::http::Response) -> String {
@@ -284,7 +273,7 @@ fn deliveries_uploads_jobs_metrics_and_monitoring() {
     );
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(r.json()["path"], "incoming/sales_2026-11-04.csv");
-    wait_until("the uploaded file to load", || {
+    wait_until("the uploaded file to load", Duration::from_secs(30), || {
         let r = get(a, "/api/v1/deliveries?limit=1", None);
         r.json()["items"][0]["source"]
             .as_str()
@@ -324,7 +313,7 @@ fn deliveries_uploads_jobs_metrics_and_monitoring() {
     assert_eq!(r.status, 400);
     let r = post_json(a, trigger, Some(&analyst), &json!({"date": "2026-11-02"}));
     assert_eq!(r.status, 202, "{}", r.text());
-    wait_until("the triggered run", || {
+    wait_until("the triggered run", Duration::from_secs(30), || {
         let runs = get(a, "/api/v1/runs?job=daily_metrics", None).json();
         runs[0]["status"] == "succeeded"
     });

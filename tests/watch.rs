@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestProject;
+use common::{TestProject, wait_until};
 
 const CONFIG: &str = r#"
 [destinations.warehouse]
@@ -23,17 +23,6 @@ const CONTRACT: &str = r#"
 id   = { type = "int64", required = true }
 name = { type = "string" }
 "#;
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn rows(p: &TestProject) -> i64 {
     p.count("warehouse.db", "orders").unwrap_or(0)

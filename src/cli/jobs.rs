@@ -3,7 +3,8 @@
 use chrono::{NaiveDate, Utc};
 
 use caudal::config::{Destination, Job, JobKind, Project};
-use caudal::error::{Context, Error, Result};
+use caudal::error::{Error, Result};
+use caudal::jobs::metrics::{ValueFilter, read_values};
 use caudal::jobs::{RunRequest, run_job};
 use caudal::ledger::{JobRun, Ledger, RunStatus};
 
@@ -250,17 +251,6 @@ fn metric_databases(project: &Project, metric: &str) -> Vec<std::path::PathBuf> 
         })
 }
 
-#[derive(serde::Serialize)]
-struct MetricValue {
-    name: String,
-    value: Option<f64>,
-    unit: Option<String>,
-    dimensions: serde_json::Value,
-    period_start: Option<String>,
-    period_end: Option<String>,
-    computed_at: String,
-}
-
 pub fn metrics(
     project: &Project,
     name: &str,
@@ -272,50 +262,15 @@ pub fn metrics(
     let from = from.map(|f| parse_date("--from", f)).transpose()?;
     let to = to.map(|t| parse_date("--to", t)).transpose()?;
     let mut values = Vec::new();
+    let filter = ValueFilter {
+        name,
+        from,
+        to,
+        dimensions: &[],
+        limit,
+    };
     for db in metric_databases(project, name) {
-        let conn = caudal::sink::open_connection(&db)?;
-        let has_table: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calculated_metrics'",
-                [],
-                |r| r.get(0),
-            )
-            .context(|| format!("reading {}", db.display()))?;
-        if has_table == 0 {
-            continue;
-        }
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, value, unit, dimensions, period_start, period_end, computed_at FROM calculated_metrics
-                 WHERE name = ?1 AND (?2 IS NULL OR period_start >= ?2) AND (?3 IS NULL OR period_start < ?3)
-                 ORDER BY period_start DESC, value DESC, dimensions LIMIT ?4",
-            )
-            .context(|| format!("reading calculated_metrics in {}", db.display()))?;
-        let to_exclusive = to.and_then(|t| t.succ_opt());
-        let rows = stmt
-            .query_map(
-                rusqlite::params![
-                    name,
-                    from.map(|f| f.format("%Y-%m-%d").to_string()),
-                    to_exclusive.map(|t| t.format("%Y-%m-%d").to_string()),
-                    limit as i64
-                ],
-                |r| {
-                    let dims: String = r.get(3)?;
-                    Ok(MetricValue {
-                        name: r.get(0)?,
-                        value: r.get(1)?,
-                        unit: r.get(2)?,
-                        dimensions: serde_json::from_str(&dims)
-                            .unwrap_or(serde_json::Value::String(dims)),
-                        period_start: r.get(4)?,
-                        period_end: r.get(5)?,
-                        computed_at: r.get(6)?,
-                    })
-                },
-            )
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .context(|| format!("reading calculated_metrics in {}", db.display()))?;
+        let rows = read_values(&db, &filter)?;
         values.extend(rows);
         if !values.is_empty() {
             break;

@@ -338,6 +338,87 @@ fn store(
     Ok(rows.len() as u64)
 }
 
+/// A stored value of a calculated metric.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CalculatedValue {
+    pub name: String,
+    pub r#type: String,
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    #[schema(value_type = Object)]
+    pub dimensions: serde_json::Value,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+    pub computed_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// Which stored values to read: one metric, periods starting from `from` to `to` (dates,
+/// inclusive), dimensions equal to the given values.
+pub struct ValueFilter<'a> {
+    pub name: &'a str,
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub dimensions: &'a [(String, String)],
+    pub limit: usize,
+}
+
+/// The metric's values in one warehouse, newest period first (none when it has no
+/// `calculated_metrics` yet).
+pub fn read_values(db: &std::path::Path, filter: &ValueFilter<'_>) -> Result<Vec<CalculatedValue>> {
+    let conn = open_connection(db)?;
+    let has_table: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [METRICS_TABLE],
+            |r| r.get(0),
+        )
+        .context(|| format!("reading the schema of {}", db.display()))?;
+    if has_table == 0 {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT name, type, value, unit, dimensions, period_start, period_end, computed_at, expires_at FROM calculated_metrics
+         WHERE name = ?1 AND (?2 IS NULL OR period_start >= ?2) AND (?3 IS NULL OR period_start < ?3)",
+    );
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        Box::new(filter.name.to_string()),
+        Box::new(filter.from.map(day)),
+        Box::new(filter.to.and_then(|t| t.succ_opt()).map(day)),
+        Box::new(filter.limit as i64),
+    ];
+    for (i, (key, value)) in filter.dimensions.iter().enumerate() {
+        sql.push_str(&format!(
+            " AND json_extract(dimensions, ?{}) = ?{}",
+            5 + 2 * i,
+            6 + 2 * i
+        ));
+        args.push(Box::new(format!("$.\"{}\"", key.replace('"', ""))));
+        args.push(Box::new(value.clone()));
+    }
+    sql.push_str(" ORDER BY period_start DESC, value DESC, dimensions LIMIT ?4");
+    let mut stmt = conn
+        .prepare(&sql)
+        .context(|| format!("reading {METRICS_TABLE} in {}", db.display()))?;
+    stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let dims: String = r.get(4)?;
+        Ok(CalculatedValue {
+            name: r.get(0)?,
+            r#type: r.get(1)?,
+            value: r.get(2)?,
+            unit: r.get(3)?,
+            dimensions: serde_json::from_str(&dims).unwrap_or(serde_json::Value::String(dims)),
+            period_start: r.get(5)?,
+            period_end: r.get(6)?,
+            computed_at: r.get(7)?,
+            expires_at: r.get(8)?,
+        })
+    })
+    .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+    .context(|| format!("reading {METRICS_TABLE} in {}", db.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

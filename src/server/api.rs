@@ -17,6 +17,7 @@ use super::auth::{Caller, audit, authorize};
 use super::problem::{ApiError, ApiResult, ErrorBody, P, Q};
 use crate::config::{Destination, JobKind};
 use crate::jobs::RunRequest;
+use crate::jobs::metrics::CalculatedValue;
 use crate::ledger::{AuditEntry, DeliveryFilter, DeliveryRecord, JobRun, Ledger, Role, TokenInfo};
 
 type Client = ConnectInfo<SocketAddr>;
@@ -840,20 +841,6 @@ pub struct MetricParams {
     pub limit: Option<usize>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct CalculatedValue {
-    pub name: String,
-    pub r#type: String,
-    pub value: Option<f64>,
-    pub unit: Option<String>,
-    #[schema(value_type = Object)]
-    pub dimensions: serde_json::Value,
-    pub period_start: Option<String>,
-    pub period_end: Option<String>,
-    pub computed_at: String,
-    pub expires_at: Option<String>,
-}
-
 /// Values of a calculated metric, newest period first. Other query parameters filter on
 /// dimensions: `?name=revenue&segment=retail`.
 #[utoipa::path(get, path = "/api/v1/metrics/calculated", params(MetricParams),
@@ -883,61 +870,20 @@ async fn calculated_metrics(
         .collect();
     let s = state.clone();
     blocking(move || {
+        let filter = crate::jobs::metrics::ValueFilter {
+            name: &name,
+            from,
+            to,
+            dimensions: &dims,
+            limit,
+        };
         let mut out = Vec::new();
         for dest in s.project.destinations.values() {
-            let Destination::Sqlite { path } = dest else { continue };
-            if !path.exists() {
-                continue;
+            if let Destination::Sqlite { path } = dest
+                && path.exists()
+            {
+                out.extend(crate::jobs::metrics::read_values(path, &filter)?);
             }
-            let conn = crate::sink::open_connection(path)?;
-            let has: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'calculated_metrics'",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-            if has == 0 {
-                continue;
-            }
-            let mut sql = String::from(
-                "SELECT name, type, value, unit, dimensions, period_start, period_end, computed_at, expires_at FROM calculated_metrics WHERE name = ?1 AND (?2 IS NULL OR period_start >= ?2) AND (?3 IS NULL OR period_start < ?3)",
-            );
-            let mut args: Vec<String> = Vec::new();
-            for (i, (k, v)) in dims.iter().enumerate() {
-                sql.push_str(&format!(" AND json_extract(dimensions, ?{}) = ?{}", 5 + 2 * i, 6 + 2 * i));
-                args.push(format!("$.\"{}\"", k.replace('"', "")));
-                args.push(v.clone());
-            }
-            sql.push_str(" ORDER BY period_start DESC, dimensions LIMIT ?4");
-            let mut params: Vec<Box<dyn rusqlite::ToSql>> = vec![
-                Box::new(name.clone()),
-                Box::new(from.map(|f| f.format("%Y-%m-%d").to_string())),
-                Box::new(to.and_then(|t| t.succ_opt()).map(|t| t.format("%Y-%m-%d").to_string())),
-                Box::new(limit as i64),
-            ];
-            params.extend(args.into_iter().map(|a| Box::new(a) as Box<dyn rusqlite::ToSql>));
-            let mut stmt = conn
-                .prepare(&sql)
-                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    let dims: String = r.get(4)?;
-                    Ok(CalculatedValue {
-                        name: r.get(0)?,
-                        r#type: r.get(1)?,
-                        value: r.get(2)?,
-                        unit: r.get(3)?,
-                        dimensions: serde_json::from_str(&dims).unwrap_or(serde_json::Value::Null),
-                        period_start: r.get(5)?,
-                        period_end: r.get(6)?,
-                        computed_at: r.get(7)?,
-                        expires_at: r.get(8)?,
-                    })
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-            out.extend(rows);
         }
         Ok(out)
     })
