@@ -2,6 +2,7 @@
 //! against a data contract, transformed with SQL (DataFusion) and loaded exactly once into SQLite
 //! and a partitioned Parquet lake, with every delivery recorded in a ledger.
 
+pub mod alerts;
 pub mod config;
 pub mod contract;
 pub mod decode;

@@ -90,6 +90,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show each alert's state (ok or firing, since when) and its newest notices.
+    Alerts {
+        /// Also list this many of the newest notices, whatever their alert.
+        #[arg(long, default_value_t = 0)]
+        history: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a calculated metric's values, newest period first.
     Metrics {
         name: String,
@@ -307,6 +315,10 @@ fn run(cli: Cli) -> Result<u8> {
                 TokenCommand::List => cli::access::list(&project),
                 TokenCommand::Revoke { name } => cli::access::revoke(&project, &name),
             }
+        }
+        Command::Alerts { history, json } => {
+            let project = open_project(cli.project.as_deref())?;
+            cli::alerts::alerts(&project, json, history)
         }
         Command::Audit { limit, json } => {
             let project = open_project(cli.project.as_deref())?;

@@ -1,6 +1,6 @@
-//! `caudal run` (and the demo): the watcher on this thread, the scheduler and the HTTP server
-//! beside it. Both start only once the watcher holds the project lock, so a second daemon on
-//! the same project neither schedules nor serves.
+//! `caudal run` (and the demo): the watcher on this thread, the scheduler, the HTTP server and
+//! the alert engine beside it. They start only once the watcher holds the project lock, so a
+//! second daemon on the same project neither schedules, serves nor alerts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,7 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
     let ended = Arc::new(AtomicBool::new(false));
     let status = Arc::new(DaemonStatus::default());
     let telemetry = Arc::new(Telemetry::default());
+    let alerts_wake = caudal::alerts::Wake::default();
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -55,12 +56,32 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
                 stop,
                 project.shutdown_grace,
                 |run| {
+                    alerts_wake.nudge();
                     telemetry.job_run(run);
                     super::jobs::print_run(run);
                 },
             );
             status.scheduler.store(false, Ordering::SeqCst);
             result
+        });
+        let alerts = scope.spawn(|| {
+            if !wait_ready(&ready, &ended) {
+                return Ok(());
+            }
+            if !project.alerts.is_empty() {
+                eprintln!(
+                    "alerting: {} ({} channels)",
+                    project
+                        .alerts
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    project.channels.len()
+                );
+            }
+            // Not stopped by the signal: deliveries that finish while draining still count.
+            caudal::alerts::run(&project, &alerts_wake, || ended.load(Ordering::SeqCst))
         });
         let server = scope.spawn(|| {
             let Some(config) = project.server.clone() else {
@@ -104,7 +125,10 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
                     status.watching.store(true, Ordering::SeqCst);
                     ready.store(true, Ordering::SeqCst);
                 }
-                Event::Delivered { report, .. } => telemetry.delivery(report),
+                Event::Delivered { report, .. } => {
+                    alerts_wake.nudge();
+                    telemetry.delivery(report);
+                }
                 Event::Stopping { .. } | Event::Cancelling { .. } => {
                     status.draining.store(true, Ordering::SeqCst);
                 }
@@ -113,12 +137,16 @@ pub fn run(project: Arc<Project>, mut on_event: impl FnMut(Event<'_>)) -> Result
         });
         status.watching.store(false, Ordering::SeqCst);
         ended.store(true, Ordering::SeqCst);
+        alerts_wake.nudge();
+        let alerted = alerts
+            .join()
+            .map_err(|_| Error::Internal("the alert engine panicked".into()))?;
         let scheduled = scheduler
             .join()
             .map_err(|_| Error::Internal("the scheduler panicked".into()))?;
         let served = server
             .join()
             .map_err(|_| Error::Internal("the server panicked".into()))?;
-        watched.and(scheduled).and(served)
+        watched.and(scheduled).and(served).and(alerted)
     })
 }

@@ -1,12 +1,14 @@
 //! The `caudal.toml` model. Reading it is a compile step: every problem in the file (and in the
 //! contract files it names) is collected and reported at once, each with file:line:column.
 
+mod alerts;
 mod diagnostics;
 mod dotenv;
 mod jobs;
 mod model;
 pub mod reader;
 
+pub use alerts::{Alert, Channel, ChannelKind, JobOutcome, Rule, Smtp, SmtpSecurity, Subject};
 pub use diagnostics::{ConfigError, ConfigErrors, Document};
 pub use jobs::{CatchUp, Job, JobKind, Metric, Overlap, Retention, Retries};
 pub use model::*;

@@ -22,6 +22,19 @@ pub struct Project {
     pub jobs: BTreeMap<String, super::Job>,
     /// `[server]`: the HTTP API and dashboard that `caudal run` serves.
     pub server: Option<ServerConfig>,
+    pub channels: BTreeMap<String, super::Channel>,
+    pub alerts: BTreeMap<String, super::Alert>,
+}
+
+impl Project {
+    /// Where the dashboard is, for links in notices.
+    pub fn dashboard_url(&self) -> Option<String> {
+        let server = self.server.as_ref()?;
+        Some(match &server.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", server.listen),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +47,8 @@ pub struct ServerConfig {
     pub query_max_rows: usize,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
+    /// How users reach the dashboard (behind a proxy, say); links in alert notices use it.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +315,23 @@ pub(super) fn compile(
             }
         }
     }
+    let mut channels = BTreeMap::new();
+    if let Some(t) = top.get("channels").and_then(|v| v.table()) {
+        for (name, value) in t.entries() {
+            if let Some(c) = super::alerts::channel(root, &name, &value) {
+                channels.insert(name.value, c);
+            }
+        }
+    }
+    let mut alerts = BTreeMap::new();
+    if let Some(t) = top.get("alerts").and_then(|v| v.table()) {
+        for (name, value) in t.entries() {
+            if let Some(a) = super::alerts::alert(&name, &value, &channels, &pipelines, &jobs, doc)
+            {
+                alerts.insert(name.value, a);
+            }
+        }
+    }
     top.finish();
 
     let mut errors = doc.take_errors();
@@ -316,6 +348,8 @@ pub(super) fn compile(
         pipelines,
         jobs,
         server,
+        channels,
+        alerts,
     })
 }
 
@@ -363,8 +397,22 @@ fn server_config(t: super::reader::TableReader<'_, '_, '_>) -> Option<ServerConf
         .and_then(|v| v.str_list())
         .map(|l| l.into_iter().map(|s| s.value).collect())
         .unwrap_or_default();
+    let public_url = t
+        .str("public_url")
+        .and_then(|s| match reqwest::Url::parse(&s.value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(s.value),
+            _ => {
+                t.doc.error_hint(
+                    &s.span,
+                    format!("`server.public_url` is not an http(s) URL: \"{}\"", s.value),
+                    "write the address users open, e.g. \"https://caudal.example.com\"",
+                );
+                None
+            }
+        });
     t.finish();
     Some(ServerConfig {
+        public_url,
         listen: listen?,
         anonymous,
         max_body_bytes: max_body_mb * 1024 * 1024,

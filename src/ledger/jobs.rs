@@ -87,7 +87,7 @@ impl RunStatus {
         }
     }
 
-    fn parse(s: &str) -> RunStatus {
+    pub(crate) fn parse(s: &str) -> RunStatus {
         match s {
             "running" => RunStatus::Running,
             "succeeded" => RunStatus::Succeeded,
@@ -140,9 +140,9 @@ impl Ledger {
         let inserted = self
             .conn
             .execute(
-                "INSERT INTO job_runs (job, trigger, scheduled_for, period_start, period_end, attempt, status, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT DO NOTHING",
+                &format!("INSERT INTO job_runs (job, trigger, scheduled_for, period_start, period_end, attempt, status, started_at, finished_at, finish_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?9 IS NULL THEN NULL ELSE {} END)
+                 ON CONFLICT DO NOTHING", super::alerts::next_seq("job_runs")),
                 params![
                     run.job,
                     run.trigger.as_str(),
@@ -170,7 +170,7 @@ impl Ledger {
     ) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE job_runs SET status = ?2, finished_at = ?3, duration_ms = ?4, error = ?5, summary = ?6 WHERE id = ?1",
+                &format!("UPDATE job_runs SET status = ?2, finished_at = ?3, duration_ms = ?4, error = ?5, summary = ?6, finish_seq = {} WHERE id = ?1", super::alerts::next_seq("job_runs")),
                 params![id, status.as_str(), now(), duration_ms as i64, error, summary],
             )
             .context(|| "recording a job run's outcome".into())?;
@@ -203,7 +203,7 @@ impl Ledger {
         let runs = self.job_runs_where("WHERE status = 'running' ORDER BY id", params![])?;
         self.conn
             .execute(
-                "UPDATE job_runs SET status = 'interrupted', finished_at = ?1, error = 'the process stopped during the run' WHERE status = 'running'",
+                &format!("UPDATE job_runs SET status = 'interrupted', finished_at = ?1, error = 'the process stopped during the run', finish_seq = {} WHERE status = 'running'", super::alerts::next_seq("job_runs")),
                 [now()],
             )
             .context(|| "settling interrupted job runs".into())?;

@@ -2,9 +2,11 @@
 //! (SQLite) and is the memory that makes a re-run skip files already loaded.
 
 mod access;
+pub mod alerts;
 mod jobs;
 
 pub use access::{AuditEntry, Role, TokenInfo, token_digest};
+pub use alerts::{AlertState, AlertWrite, Notification};
 pub use jobs::{JobRun, NewRun, RunStatus, Trigger};
 
 use std::path::Path;
@@ -42,7 +44,7 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Status {
+    pub(crate) fn parse(s: &str) -> Status {
         match s {
             "running" => Status::Running,
             "loaded" => Status::Loaded,
@@ -136,6 +138,8 @@ impl Ledger {
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(jobs::SCHEMA))
             .and_then(|()| conn.execute_batch(access::SCHEMA))
+            .and_then(|()| conn.execute_batch(alerts::SCHEMA))
+            .and_then(|()| alerts::add_finish_sequences(&conn))
             .context(|| format!("creating the ledger in {}", path.display()))?;
         Ok(Ledger { conn })
     }
@@ -187,8 +191,8 @@ impl Ledger {
     ) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at, finished_at, duration_ms, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'duplicate', ?6, ?6, 0, ?7)",
+                &format!("INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at, finished_at, duration_ms, error, finish_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'duplicate', ?6, ?6, 0, ?7, {})", alerts::next_seq("deliveries")),
                 params![load_id, pipeline, source, content_hash, size as i64, now(), format!("same content as load {original}")],
             )
             .context(|| "recording a duplicate".into())?;
@@ -198,7 +202,7 @@ impl Ledger {
     pub fn finish(&self, load_id: &str, status: Status, outcome: &Outcome) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE deliveries SET status = ?2, rows_read = ?3, rows_loaded = ?4, rows_rejected = ?5, finished_at = ?6, duration_ms = ?7, error = ?8, report = ?9 WHERE load_id = ?1",
+                &format!("UPDATE deliveries SET status = ?2, rows_read = ?3, rows_loaded = ?4, rows_rejected = ?5, finished_at = ?6, duration_ms = ?7, error = ?8, report = ?9, finish_seq = {} WHERE load_id = ?1", alerts::next_seq("deliveries")),
                 params![
                     load_id,
                     status.as_str(),

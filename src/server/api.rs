@@ -15,6 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::Shared;
 use super::auth::{Caller, audit, authorize};
 use super::problem::{ApiError, ApiResult, ErrorBody, P, Q};
+use crate::alerts::AlertStatus;
 use crate::config::{Destination, JobKind};
 use crate::jobs::RunRequest;
 use crate::jobs::metrics::CalculatedValue;
@@ -28,9 +29,9 @@ type Client = ConnectInfo<SocketAddr>;
     paths(
         health, list_pipelines, pipeline_detail, upload_file, list_deliveries, delivery_detail,
         list_jobs, trigger_job, list_runs, run_detail, calculated_metrics, run_query, audit_log,
-        list_tokens, revoke_token
+        list_tokens, revoke_token, list_alerts
     ),
-    components(schemas(ErrorBody, DeliveryRecord, JobRun, TokenInfo, AuditEntry)),
+    components(schemas(ErrorBody, DeliveryRecord, JobRun, TokenInfo, AuditEntry, AlertStatus)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -70,6 +71,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(run_detail))
         .route("/api/v1/metrics/calculated", get(calculated_metrics))
+        .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/query", post(run_query))
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/tokens", get(list_tokens))
@@ -184,20 +186,21 @@ fn public(state: &Shared, mut d: DeliveryRecord) -> DeliveryRecord {
 #[derive(Serialize, ToSchema)]
 pub struct Component {
     pub name: String,
-    /// ok | down
+    /// ok | down | failing (an alert channel whose last send failed)
     pub status: String,
     pub detail: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// ok | down | draining
+    /// ok | degraded (an alert channel is failing; still 200) | down | draining
     pub status: String,
     pub uptime_s: u64,
     pub components: Vec<Component>,
 }
 
-/// Overall status and each component; 503 when one is down or while stopping. No token needed.
+/// Overall status and each component; 503 when one is down or while stopping, 200 with
+/// `degraded` when only an alert channel is failing. No token needed.
 #[utoipa::path(get, path = "/api/v1/health", security(()), responses(
     (status = 200, body = Health), (status = 503, body = Health)))]
 async fn health(State(state): State<Shared>) -> Response {
@@ -225,6 +228,16 @@ async fn health(State(state): State<Shared>) -> Response {
                 });
             }
         }
+        if let Ok(ledger) = s.ledger() {
+            for name in s.project.channels.keys() {
+                let failure = ledger.channel_failure(name).ok().flatten();
+                out.push(Component {
+                    name: format!("channel:{name}"),
+                    status: if failure.is_some() { "failing" } else { "ok" }.into(),
+                    detail: failure.map(|f| f.error),
+                });
+            }
+        }
         Ok(out)
     })
     .await
@@ -245,15 +258,19 @@ async fn health(State(state): State<Shared>) -> Response {
         });
     }
     let draining = state.status.draining.load(Ordering::SeqCst);
-    let down = components.iter().any(|c| c.status != "ok");
+    let down = components.iter().any(|c| c.status == "down");
+    let failing = components.iter().any(|c| c.status == "failing");
     let status = if draining {
         "draining"
     } else if down {
         "down"
+    } else if failing {
+        "degraded"
     } else {
         "ok"
     };
-    let code = if status == "ok" {
+    // An alert channel that fails does not make caudal unable to serve or load.
+    let code = if status == "ok" || status == "degraded" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -597,6 +614,23 @@ pub struct JobSummary {
     pub metrics: Vec<String>,
     pub next_runs: Vec<NextRun>,
     pub last_run: Option<JobRun>,
+}
+
+/// Each alert's state (ok, firing or unknown, since when, what is wrong) and the newest notice
+/// on each of its channels with how sending it went.
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = Vec<AlertStatus>)))]
+async fn list_alerts(
+    State(state): State<Shared>,
+    ConnectInfo(client): Client,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<AlertStatus>>> {
+    authorize(&state, &headers, Some(client), Role::Viewer)?;
+    let s = state.clone();
+    blocking(move || {
+        let ledger = reader(&s)?;
+        Ok(Json(crate::alerts::statuses(&s.project, &ledger)?))
+    })
+    .await
 }
 
 /// Jobs with their schedule, time zone, next 5 runs and last run.

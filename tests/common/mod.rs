@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod receiver;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,182 @@
+//! Sending one notice through one channel. A failure comes back as a message for the outbox
+//! and `/health`; it never names the URL, whose path is often the secret (Slack, Teams).
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::notice::Payload;
+use crate::config::{Channel, ChannelKind, Smtp, SmtpSecurity};
+
+pub struct Sender {
+    channel: Channel,
+    http: Option<reqwest::Client>,
+    mail: Option<AsyncSmtpTransport<Tokio1Executor>>,
+}
+
+impl Sender {
+    pub fn new(channel: &Channel) -> Result<Sender, String> {
+        let http = match channel.kind {
+            ChannelKind::Webhook { .. } | ChannelKind::Slack { .. } => Some(
+                reqwest::Client::builder()
+                    .timeout(channel.timeout)
+                    .user_agent(concat!("caudal/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot set up HTTP: {e}"))?,
+            ),
+            _ => None,
+        };
+        let mail = match &channel.kind {
+            ChannelKind::Email(smtp) => Some(mailer(smtp, channel)?),
+            _ => None,
+        };
+        Ok(Sender {
+            channel: channel.clone(),
+            http,
+            mail,
+        })
+    }
+
+    pub async fn send(&self, payload: &Payload) -> Result<(), String> {
+        match &self.channel.kind {
+            ChannelKind::Webhook { url, headers } => {
+                let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+                let mut request = self
+                    .client()?
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json");
+                for (k, v) in headers {
+                    request = request.header(k, v);
+                }
+                check(request.body(body).send().await, url).await
+            }
+            ChannelKind::Slack { url } => {
+                let body = serde_json::to_vec(&payload.slack()).map_err(|e| e.to_string())?;
+                let request = self
+                    .client()?
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body);
+                check(request.send().await, url).await
+            }
+            ChannelKind::Email(smtp) => {
+                let Some(mailer) = &self.mail else {
+                    return Err("the mailer is not set up".into());
+                };
+                let message = email(smtp, payload)?;
+                let sent = tokio::time::timeout(self.channel.timeout * 2, mailer.send(message))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "{}:{} did not answer within {:?}",
+                            smtp.host,
+                            smtp.port,
+                            self.channel.timeout * 2
+                        )
+                    })?;
+                sent.map(|_| ()).map_err(|e| {
+                    let mut text = format!("{}:{}: {e}", smtp.host, smtp.port);
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        text.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    text
+                })
+            }
+            ChannelKind::Log => {
+                tracing::warn!(
+                    target: "caudal::alerts",
+                    alert = %payload.alert,
+                    event = payload.event.as_str(),
+                    url = payload.url.as_deref().unwrap_or(""),
+                    "{}",
+                    payload.summary
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.http
+            .as_ref()
+            .ok_or_else(|| "the HTTP client is not set up".to_string())
+    }
+}
+
+/// Where a URL points, without its path and query (which may hold a token).
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| "the webhook".into())
+}
+
+async fn check(response: reqwest::Result<reqwest::Response>, url: &str) -> Result<(), String> {
+    let host = host_of(url);
+    match response {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            let body: String = body.chars().take(200).collect();
+            Err(format!("{host} answered {status}: {}", body.trim()))
+        }
+        Err(e) if e.is_timeout() => Err(format!("{host} did not answer in time")),
+        Err(e) if e.is_connect() => Err(format!("cannot connect to {host}")),
+        Err(e) => Err(format!("sending to {host} failed: {}", e.without_url())),
+    }
+}
+
+fn mailer(smtp: &Smtp, channel: &Channel) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+        .port(smtp.port)
+        .timeout(Some(channel.timeout));
+    if smtp.security != SmtpSecurity::None {
+        let mut params = TlsParameters::builder(smtp.host.clone());
+        if let Some(ca) = &smtp.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| format!("ca_file {} is not a PEM certificate: {e}", ca.display()))?;
+            params = params.add_root_certificate(cert);
+        }
+        let params = params
+            .build_rustls()
+            .map_err(|e| format!("cannot set up TLS for {}: {e}", smtp.host))?;
+        builder = builder.tls(match smtp.security {
+            SmtpSecurity::Tls => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        });
+    }
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(builder.build())
+}
+
+fn email(smtp: &Smtp, payload: &Payload) -> Result<Message, String> {
+    let mailbox = |a: &str| {
+        a.parse::<Mailbox>()
+            .map_err(|e| format!("\"{a}\" is not an email address: {e}"))
+    };
+    let mut message = Message::builder()
+        .from(mailbox(&smtp.from)?)
+        .subject(payload.email_subject());
+    for to in &smtp.to {
+        message = message.to(mailbox(to)?);
+    }
+    message
+        .header(ContentType::TEXT_PLAIN)
+        .body(payload.email_body())
+        .map_err(|e| format!("cannot build the email: {e}"))
+}
