@@ -4,7 +4,8 @@
     python tests/e2e/dashboard.py --base-url http://127.0.0.1:PORT/ --token cdl_... [--artifacts DIR]
 
 scripts/e2e.sh starts the demo daemon and runs this with an analyst token. Steps, as a person
-would take them: sign in with the token, see the health badge and the pipelines, open a delivery
+would take them: sign in with the token, see the health badge and the pipelines, see the firing
+alert in the banner and the Alerts view, open a delivery
 from the live feed that has rejected rows and read its violations, trigger the daily_metrics job
 for 2026-11-02, see its run succeed in the runs view; then the overview at a phone's size.
 
@@ -203,6 +204,21 @@ class Dashboard:
             lambda d: (badge.get_attribute("data-status") or "").strip() or False,
         )
         print(f"  #health data-status={status!r}")
+
+    def alerts(self):
+        """The demo quarantines 7 of 180 rows, over its sales_quality alert's 2%: the banner on
+        every page names the firing alert, and the Alerts view lists it with what is wrong."""
+        self.step = "see the firing alert"
+        banner = self.wait(
+            "the firing-alert banner #alert-banner naming sales_quality",
+            lambda d: (b := self.shown("#alert-banner")) and "sales_quality" in b.text and b,
+            timeout=30,
+        )
+        print(f"  banner: {brief(banner.text)!r}")
+        row = self.nav("nav-alerts", 'table#alerts tr[data-alert="sales_quality"][data-state="firing"]')
+        if "rows rejected" not in row.text:
+            raise Failure(f"the firing alert's row does not say what is wrong: {row.text!r}")
+        print(f"  alerts: {brief(row.text)!r}")
 
     def pipelines(self):
         self.step = "see the pipelines"
@@ -412,6 +428,7 @@ def main():
         ui.sign_in(args.token)
         ui.health()
         ui.pipelines()
+        ui.alerts()
         ui.rejected_rows()
         before = ui.trigger_job()
         ui.run_succeeds(before)

@@ -53,8 +53,9 @@
   // ---------- formatting ----------
   const TONES = {
     ok: 'ok', loaded: 'ok', succeeded: 'ok', running: 'info',
-    rejected: 'warn', draining: 'warn', missed: 'warn', interrupted: 'warn',
-    failed: 'bad', error: 'bad', timed_out: 'bad', down: 'bad', unreachable: 'bad',
+    rejected: 'warn', draining: 'warn', missed: 'warn', interrupted: 'warn', degraded: 'warn', pending: 'warn',
+    failed: 'bad', error: 'bad', timed_out: 'bad', down: 'bad', unreachable: 'bad', firing: 'bad', failing: 'bad',
+    sent: 'ok',
   };
   const GLYPHS = { loaded: '✓', rejected: '⚠', failed: '✗', error: '✗', duplicate: '=', running: '…' };
   const tone = (status) => TONES[status] || 'muted';
@@ -217,6 +218,7 @@
     tokenForm.hidden = true;
     main.hidden = false;
     updateSignOut();
+    refreshAlerts();
     route();
   }
   function updateSignOut() {
@@ -265,6 +267,59 @@
     badge.setAttribute('aria-label', `Health: ${status}${bad.length ? ` (${bad.join(', ')})` : ''}`);
     if (view.onHealth) view.onHealth(lastHealth);
   }
+  // ---------- firing alerts: a banner on every page ----------
+  async function refreshAlerts() {
+    let list = null;
+    try { list = await api('/alerts', { anyStatus: true }); } catch { list = null; }
+    const banner = $('#alert-banner');
+    const firing = Array.isArray(list) ? list.filter((a) => a.state === 'firing') : [];
+    if (!firing.length) { banner.hidden = true; return; }
+    const first = firing[0];
+    fill(banner, firing.length === 1
+      ? `Alert firing: ${first.name} — ${first.summary || first.rule}`
+      : `${firing.length} alerts firing: ${firing.map((a) => a.name).join(', ')}`);
+    banner.hidden = false;
+  }
+
+  function alertsView() {
+    const box = el('div', {}, loading());
+    mount('Alerts', [el('section', { class: 'card' }, box)]);
+    every(5000, async () => {
+      let list;
+      try {
+        list = await api('/alerts');
+      } catch (e) {
+        if (!isAuth(e)) fill(box, errorBox(e, () => route()));
+        return !isAuth(e);
+      }
+      refreshAlerts();
+      const sig = JSON.stringify(list);
+      if (box.sig === sig) return true;
+      box.sig = sig;
+      if (!Array.isArray(list) || !list.length) {
+        fill(box, muted('No alerts are configured. Add [alerts.NAME] and [channels.NAME] to caudal.toml.'));
+        return true;
+      }
+      fill(box, table({ id: 'alerts', class: 'alerts' },
+        ['Alert', 'State', 'Since', 'What is wrong', 'Last notices'],
+        el('tbody', {}, list.map((a) => el('tr', { 'data-alert': a.name, 'data-state': a.state },
+          el('th', { scope: 'row' }, a.name, el('div', { class: 'sub' }, a.rule),
+            a.description ? el('div', { class: 'sub' }, a.description) : null),
+          el('td', { 'data-label': 'State' }, chip(a.state)),
+          el('td', { 'data-label': 'Since' }, timeEl(a.since)),
+          el('td', { 'data-label': 'What is wrong' }, a.subjects && a.subjects.length
+            ? el('ul', {}, a.subjects.map((s) => el('li', {},
+              s.link ? el('a', { href: s.link }, s.name) : el('strong', {}, s.name), `: ${s.detail}`)))
+            : el('span', { class: 'muted' }, '—')),
+          el('td', { 'data-label': 'Last notices' }, a.last_notifications && a.last_notifications.length
+            ? el('ul', {}, a.last_notifications.map((n) => el('li', {},
+              el('strong', {}, n.channel), ` ${n.event} `, timeEl(n.created_at), ' ', chip(n.status),
+              n.last_error ? el('div', { class: 'error-text' }, n.last_error) : null)))
+            : el('span', { class: 'muted' }, `none yet (${(a.notify || []).join(', ')})`)))))));
+      return true;
+    });
+  }
+
   function renderHealth(box, h) {
     const comps = Array.isArray(h.components) ? h.components : [];
     fill(box,
@@ -793,6 +848,7 @@
     [/^#\/jobs\/?$/, 'nav-jobs', jobsView],
     [/^#\/runs\/?$/, 'nav-runs', runsView],
     [/^#\/metrics(?:\/([^/]*))?\/?$/, 'nav-metrics', metricsView],
+    [/^#\/alerts\/?$/, 'nav-alerts', alertsView],
   ];
 
   function route() {
@@ -818,7 +874,9 @@
   window.addEventListener('hashchange', route);
   updateSignOut();
   refreshHealth();
+  refreshAlerts();
   setInterval(refreshHealth, 10000);
+  setInterval(refreshAlerts, 10000);
   if (!getToken() && !store.get('sessionStorage', ANON_KEY)) showTokenForm('');
   else route();
 })();
