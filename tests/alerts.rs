@@ -300,6 +300,64 @@ notify = ["team"]
 }
 
 #[test]
+fn a_firing_alert_repeats_its_reminder_until_resolved() {
+    let hook = Receiver::start(&[]);
+    let p = project(&format!(
+        r#"
+[channels.team]
+kind = "webhook"
+url = "{}"
+
+[alerts.orders_failing]
+when = {{ delivery_failed = "orders" }}
+notify = ["team"]
+repeat = "2s"
+"#,
+        hook.url
+    ));
+    let _daemon = Daemon::start(&p);
+    drop_file(&p, "bad.csv", BROKEN);
+    wait_count(&p, &hook, 1, "the firing notice");
+    wait_until("two reminders", Duration::from_secs(20), || {
+        hook.count() >= 3
+    });
+    let notices: Vec<_> = hook.received().iter().map(|r| r.json()).collect();
+    assert_eq!(notices[0]["event"], "firing");
+    for reminder in &notices[1..3] {
+        assert_eq!(reminder["event"], "reminder");
+        assert_eq!(reminder["state"], "firing");
+        assert_eq!(reminder["since"], notices[0]["since"]);
+    }
+    let gap = |a: &serde_json::Value, b: &serde_json::Value| {
+        let t = |v: &serde_json::Value| {
+            chrono::DateTime::parse_from_rfc3339(v["at"].as_str().unwrap_or_default())
+                .expect("an RFC 3339 time")
+        };
+        (t(b) - t(a)).num_milliseconds()
+    };
+    let first_gap = gap(&notices[0], &notices[1]);
+    assert!(
+        (2000..4000).contains(&first_gap),
+        "reminder after {first_gap} ms"
+    );
+
+    drop_file(&p, "good.csv", GOOD);
+    wait_until("the resolved notice", Duration::from_secs(20), || {
+        hook.received()
+            .iter()
+            .any(|r| r.json()["event"] == "resolved")
+    });
+    let count = hook.count();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        hook.count(),
+        count,
+        "reminders after it resolved\n{}",
+        log(&p)
+    );
+}
+
+#[test]
 fn failed_sends_are_retried_and_a_failing_channel_shows_in_health_without_slowing_loads() {
     // The hook fails twice, then accepts; the dead channel never answers.
     let hook = Receiver::start(&[500, 503]);
@@ -576,7 +634,7 @@ notify = ["log"]
 }
 
 #[test]
-fn a_job_failing_twice_in_a_row_fires_once_and_missed_ticks_fire_too() {
+fn a_job_failing_twice_in_a_row_fires_once_and_timed_out_runs_and_missed_ticks_fire_too() {
     let p = project(
         r#"
 [channels.log]
@@ -596,8 +654,19 @@ misfire_grace = "1s"
 catch_up = "none"
 metrics = [{ name = "orders", source = "warehouse", sql = "SELECT count(*) AS value FROM orders" }]
 
+[jobs.slow]
+every = "1s"
+kind = "metrics"
+period = "none"
+timeout = "50ms"
+metrics = [{ name = "big", source = "warehouse", sql = "SELECT count(*) AS value FROM range(1, 3000000000)" }]
+
 [alerts.jobs_failing]
-when = { job_failed = "*", consecutive = 2 }
+when = { job_failed = "broken", consecutive = 2 }
+notify = ["log"]
+
+[alerts.slow_job]
+when = { job_timed_out = "slow" }
 notify = ["log"]
 
 [alerts.nightly_missed]
@@ -614,7 +683,7 @@ notify = ["log"]
     std::thread::sleep(Duration::from_secs(3));
     let all = alerts_json(&p);
     let a = alert(&all, "jobs_failing");
-    assert_eq!(a["rule"], "2 runs in a row of any job failed");
+    assert_eq!(a["rule"], "2 runs in a row of job broken failed");
     assert_eq!(a["subjects"][0]["name"], "broken");
     let detail = a["subjects"][0]["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("in a row; last: run"), "{detail}");
@@ -628,6 +697,14 @@ notify = ["log"]
         "{history}"
     );
     assert_eq!(alert(&all, "nightly_missed")["state"], "ok");
+    let slow = alert(&all, "slow_job");
+    assert_eq!(slow["state"], "firing", "{slow}");
+    assert_eq!(slow["rule"], "a run of job slow timed out");
+    let detail = slow["subjects"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("timed_out: cancelled after the timeout of 50ms"),
+        "{detail}"
+    );
 
     // Down for a few seconds: the nightly ticks in between are missed.
     daemon.kill();
