@@ -226,3 +226,24 @@ impl<T> Context<T> for std::result::Result<T, datafusion::parquet::errors::Parqu
         })
     }
 }
+
+/// A message without the directories of this machine's absolute paths: they are no business
+/// of an API client or of an alert's recipients.
+pub fn strip_paths(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| {
+            if word.starts_with('/') && word.len() > 1 {
+                let trimmed = word.trim_end_matches([',', ';', ':', ')']);
+                let name = std::path::Path::new(trimmed)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                word.replacen(trimmed, &name, 1)
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

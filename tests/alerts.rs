@@ -772,6 +772,31 @@ notify = ["team"]
 when = { no_delivery_for = "soon" }
 notify = ["team"]
 repeat = "0s"
+
+[channels.relay]
+kind = "email"
+smtp = "smtp://mail.example.com"
+tls = "none"
+from = "caudal@example.com"
+to = ["ops@example.com"]
+username = "caudal"
+password = "secret"
+
+[channels.private]
+kind = "email"
+smtp = "smtps://mail.example.com"
+from = "caudal@example.com"
+to = ["ops@example.com"]
+ca_file = "contract.toml"
+timeout = "2h"
+
+[alerts.f]
+when = { success_rate_under = "0%", window = "1h" }
+notify = ["relay", "relay"]
+
+[alerts.g]
+when = { error_rate_over = "5%", window = "100000000d" }
+notify = ["relay"]
 "#,
     );
     let run = p.run(&["validate"]);
@@ -786,7 +811,13 @@ repeat = "0s"
         "must be between 0% and 100%",
         "`consecutive` does not apply to `error_rate_over`",
         "is not a duration: \"soon\"",
-        "`repeat` must be at least 1s",
+        "`repeat` must be between 1s and 400d",
+        "a password would travel in clear text",
+        "is not a PEM certificate",
+        "`timeout` must be between 100ms and 5m",
+        "success_rate_under` = 0 can never be met",
+        "`window` must be between 1s and 400d",
+        "notifies `relay` twice",
     ] {
         run.expect_mentions(needle);
     }

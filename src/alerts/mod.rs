@@ -62,20 +62,32 @@ impl Wake {
 }
 
 /// Evaluate every alert once; the number of notices queued.
+/// Reads happen outside the write transaction, which is taken only when something changed:
+/// most evaluations write nothing and never hold up a delivery's ledger writes. (Only the
+/// daemon holding the project lock evaluates, so nothing else writes alert states meanwhile.)
 pub fn evaluate_all(project: &Project, ledger: &mut Ledger) -> Result<usize> {
     let previous: std::collections::HashMap<String, crate::ledger::AlertState> =
         ledger.alert_states()?.into_iter().collect();
     let now = Utc::now();
-    let write = ledger.alert_write()?;
-    let mut queued = 0;
+    let mut evaluated = Vec::new();
     for alert in project.alerts.values() {
-        let evaluated = rules::evaluate(
-            write.ledger_conn(),
+        let e = rules::evaluate(
+            ledger.connection(),
             project,
             alert,
             previous.get(&alert.name).cloned(),
             now,
         )?;
+        if e.changed {
+            evaluated.push((alert, e));
+        }
+    }
+    if evaluated.is_empty() {
+        return Ok(0);
+    }
+    let write = ledger.alert_write()?;
+    let mut queued = 0;
+    for (alert, evaluated) in evaluated {
         for notice in &evaluated.notices {
             let payload = Payload::new(project, alert, notice);
             let body = serde_json::to_string(&payload)
@@ -111,6 +123,8 @@ pub fn run(project: &Project, wake: &Wake, stop: impl Fn() -> bool + Sync) -> Re
             scope.spawn(move || deliver(project, channel, runtime, outbox, stop));
         }
         let mut ledger = Ledger::open(&project.state_dir)?;
+        let names: Vec<&str> = project.alerts.keys().map(String::as_str).collect();
+        ledger.forget_alerts_except(&names)?;
         let mut seen = 0;
         let mut last = Instant::now() - TICK;
         while !stop() {
@@ -132,7 +146,6 @@ pub fn run(project: &Project, wake: &Wake, stop: impl Fn() -> bool + Sync) -> Re
         if let Err(e) = evaluate_all(project, &mut ledger) {
             tracing::warn!(error = %e, "evaluating alerts at shutdown failed");
         }
-        outbox.nudge();
         Ok(())
     })
 }
@@ -153,13 +166,7 @@ fn deliver(
     outbox: &Wake,
     stop: &(impl Fn() -> bool + Sync),
 ) {
-    let sender = match send::Sender::new(channel) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(channel = %channel.name, error = %e, "channel cannot send");
-            return;
-        }
-    };
+    let sender = send::Sender::new(channel);
     let mut ledger = None;
     let mut seen = 0;
     while !stop() {

@@ -195,20 +195,24 @@ enum Verdict {
     Neutral,
 }
 
-fn delivery_verdict(status: Status) -> Verdict {
-    match status {
+fn delivery_verdict(d: &FinishedDelivery) -> Verdict {
+    match d.status {
         Status::Loaded | Status::Duplicate => Verdict::Good,
+        // A transient failure about to be retried is not a failure yet.
+        Status::Error if d.will_retry => Verdict::Neutral,
         Status::Failed | Status::Rejected | Status::Error => Verdict::Bad,
         Status::Running => Verdict::Neutral,
     }
 }
 
 fn run_verdict(project: &Project, outcome: JobOutcome, run: &FinishedRun) -> Verdict {
-    // A failed attempt the scheduler will retry is not the job failing yet.
-    let retried = project
-        .jobs
-        .get(&run.job)
-        .is_some_and(|j| run.attempt < j.retries.attempts);
+    // A failed attempt the scheduler will retry is not the job failing yet (only the scheduler
+    // retries: a run started by hand or through the API counts at once).
+    let retried = run.trigger == "schedule"
+        && project
+            .jobs
+            .get(&run.job)
+            .is_some_and(|j| run.attempt < j.retries.attempts);
     match (outcome, run.status) {
         (_, RunStatus::Succeeded) => Verdict::Good,
         (JobOutcome::Failed, RunStatus::Failed | RunStatus::TimedOut)
@@ -246,12 +250,12 @@ fn delivery_outcome(d: FinishedDelivery) -> Outcome {
     let mut detail = format!("{} {}", file_name(&d.source), d.status.as_str());
     if let Some(e) = &d.error {
         detail.push_str(": ");
-        detail.push_str(first_line(e));
+        detail.push_str(&crate::error::strip_paths(first_line(e)));
     }
     Outcome {
         seq: d.seq,
+        verdict: delivery_verdict(&d),
         subject: d.pipeline,
-        verdict: delivery_verdict(d.status),
         detail,
         link: Some(format!("#/deliveries/{}", d.id)),
     }
@@ -261,7 +265,7 @@ fn run_outcome(project: &Project, outcome: JobOutcome, r: FinishedRun) -> Outcom
     let mut detail = format!("run {} {}", r.id, r.status.as_str());
     if let Some(e) = &r.error {
         detail.push_str(": ");
-        detail.push_str(first_line(e));
+        detail.push_str(&crate::error::strip_paths(first_line(e)));
     }
     Outcome {
         seq: r.seq,
@@ -276,9 +280,13 @@ fn run_outcome(project: &Project, outcome: JobOutcome, r: FinishedRun) -> Outcom
 pub struct Evaluated {
     pub state: AlertState,
     pub notices: Vec<Notice>,
+    /// Whether anything needs writing: most evaluations change nothing.
+    pub changed: bool,
 }
 
-/// Evaluate one alert inside the evaluation's transaction.
+/// Evaluate one alert. At most two notices come out of one evaluation, however many outcomes
+/// it reads (after a long downtime, say): the alert's net change, plus a brief firing (or
+/// resolution) in between when there was one.
 pub fn evaluate(
     conn: &Connection,
     project: &Project,
@@ -288,17 +296,33 @@ pub fn evaluate(
 ) -> Result<Evaluated> {
     let rule_text = format!("{:?}", alert.rule);
     let at = rfc3339(now);
-    // A rule that changed (or is new) starts afresh: from the outcomes that finish from now on.
-    let previous = previous.filter(|p| p.rule == rule_text);
-    let restored = previous.as_ref().and_then(|p| {
-        Some((
-            serde_json::from_str::<Memory>(&p.memory).ok()?,
-            serde_json::from_str::<Vec<SubjectInfo>>(&p.subjects).ok()?,
-        ))
-    });
-    let (mut memory, firing_before) = match restored {
-        Some(r) => r,
-        None => {
+    let text = RuleText(&alert.rule).to_string();
+    let mut notices = Vec::new();
+    let restored = previous
+        .as_ref()
+        .filter(|p| p.rule == rule_text)
+        .and_then(|p| {
+            Some((
+                serde_json::from_str::<Memory>(&p.memory).ok()?,
+                serde_json::from_str::<Vec<SubjectInfo>>(&p.subjects).ok()?,
+            ))
+        });
+    let (mut memory, firing_before, mut state) = match (restored, previous.clone()) {
+        (Some((memory, subjects)), Some(state)) => (memory, subjects, state),
+        (_, old) => {
+            // New, changed, or unreadable: start afresh, from the outcomes that finish from
+            // now on; an incident the old rule had open is closed first.
+            if let Some(old) = old.filter(|o| o.firing) {
+                notices.push(Notice {
+                    kind: NoticeKind::Resolved,
+                    summary: format!(
+                        "resolved: the alert changed and is evaluated afresh ({text})"
+                    ),
+                    subjects: Vec::new(),
+                    since: old.since,
+                    at: at.clone(),
+                });
+            }
             let cursor = match &alert.rule {
                 Rule::DeliveryFailed { .. } => store::last_seq(conn, "deliveries")?,
                 Rule::Job { .. } => store::last_seq(conn, "job_runs")?,
@@ -309,52 +333,29 @@ pub fn evaluate(
                 streaks: BTreeMap::new(),
                 watching_since: at.clone(),
             };
-            (memory, Vec::new())
+            let state = AlertState {
+                rule: rule_text.clone(),
+                firing: false,
+                since: at.clone(),
+                summary: None,
+                subjects: "[]".into(),
+                memory: String::new(),
+                last_notice_at: None,
+            };
+            (memory, Vec::new(), state)
         }
     };
-    let mut state = previous.unwrap_or_else(|| AlertState {
-        rule: rule_text.clone(),
-        firing: false,
-        since: at.clone(),
-        summary: None,
-        subjects: "[]".into(),
-        memory: String::new(),
-        last_notice_at: None,
-    });
-    let text = RuleText(&alert.rule).to_string();
-    let mut notices = Vec::new();
-    let mut firing: BTreeMap<String, SubjectInfo> = firing_before
+    let before: BTreeMap<String, SubjectInfo> = firing_before
         .into_iter()
+        .filter(|s| subject_exists(project, &alert.rule, &s.name))
         .map(|s| (s.name.clone(), s))
         .collect();
+    let mut firing = before.clone();
+    // What happened between the evaluations, beyond the net change.
+    let mut passed_through_ok = false;
+    let mut fired_between: BTreeMap<String, SubjectInfo> = BTreeMap::new();
 
-    let outcomes: Option<(Vec<Outcome>, &Subject, u32)> = match &alert.rule {
-        Rule::DeliveryFailed {
-            pipeline,
-            consecutive,
-        } => Some((
-            store::deliveries_after(conn, memory.cursor)?
-                .into_iter()
-                .map(delivery_outcome)
-                .collect(),
-            pipeline,
-            *consecutive,
-        )),
-        Rule::Job {
-            job,
-            outcome,
-            consecutive,
-        } => Some((
-            store::runs_after(conn, memory.cursor)?
-                .into_iter()
-                .map(|r| run_outcome(project, *outcome, r))
-                .collect(),
-            job,
-            *consecutive,
-        )),
-        _ => None,
-    };
-    match outcomes {
+    match outcomes(conn, project, &alert.rule, memory.cursor)? {
         Some((outcomes, subject, consecutive)) => {
             for o in outcomes {
                 memory.cursor = memory.cursor.max(o.seq);
@@ -367,28 +368,23 @@ pub fn evaluate(
                         *streak = streak.saturating_add(1);
                         if *streak >= consecutive {
                             let detail = if consecutive > 1 {
-                                format!("{} in a row; last: {}", streak, o.detail)
+                                format!("{streak} in a row; last: {}", o.detail)
                             } else {
                                 o.detail
                             };
-                            let was_ok = firing.is_empty();
-                            firing.insert(
-                                o.subject.clone(),
-                                SubjectInfo {
-                                    name: o.subject,
-                                    detail,
-                                    link: o.link,
-                                },
-                            );
-                            if was_ok {
-                                transition(&mut state, &mut notices, &firing, &text, &at, true);
-                            }
+                            let info = SubjectInfo {
+                                name: o.subject.clone(),
+                                detail,
+                                link: o.link,
+                            };
+                            fired_between.insert(o.subject.clone(), info.clone());
+                            firing.insert(o.subject, info);
                         }
                     }
                     Verdict::Good => {
                         memory.streaks.remove(&o.subject);
                         if firing.remove(&o.subject).is_some() && firing.is_empty() {
-                            transition(&mut state, &mut notices, &firing, &text, &at, false);
+                            passed_through_ok = true;
                         }
                     }
                     Verdict::Neutral => {}
@@ -396,13 +392,34 @@ pub fn evaluate(
             }
         }
         None => {
-            let now_state = conditions(conn, project, &alert.rule, &memory, now)?;
-            let was_ok = firing.is_empty();
-            firing = now_state.into_iter().map(|s| (s.name.clone(), s)).collect();
-            if was_ok != firing.is_empty() {
-                transition(&mut state, &mut notices, &firing, &text, &at, was_ok);
-            }
+            firing = conditions(conn, project, &alert.rule, &memory, now)?
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect();
         }
+    }
+
+    let was = !before.is_empty();
+    let is = !firing.is_empty();
+    let joined = firing.keys().any(|k| !before.contains_key(k));
+    let change = Change {
+        text: &text,
+        at: &at,
+    };
+    match (was, is) {
+        (false, true) => change.fire(&mut state, &mut notices, &firing),
+        (true, false) => change.resolve(&mut state, &mut notices),
+        (false, false) if !fired_between.is_empty() => {
+            change.fire(&mut state, &mut notices, &fired_between);
+            change.resolve(&mut state, &mut notices);
+        }
+        (true, true) if passed_through_ok => {
+            change.resolve(&mut state, &mut notices);
+            change.fire(&mut state, &mut notices, &firing);
+        }
+        // A pipeline or job that starts failing while others already do is news too.
+        (true, true) if joined => change.fire(&mut state, &mut notices, &firing),
+        _ => {}
     }
 
     if state.firing
@@ -414,10 +431,8 @@ pub fn evaluate(
             .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
-        let due = last.is_none_or(|l| {
-            now - l >= chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX)
-        });
-        if due {
+        let repeat = chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX);
+        if last.is_none_or(|l| now.signed_duration_since(l) >= repeat) {
             notices.push(Notice {
                 kind: NoticeKind::Reminder,
                 summary: summary(&text, &firing),
@@ -428,58 +443,118 @@ pub fn evaluate(
             state.last_notice_at = Some(at.clone());
         }
     }
+    state.summary = state.firing.then(|| summary(&text, &firing));
     let subjects: Vec<SubjectInfo> = firing.into_values().collect();
-    state.summary = state.firing.then(|| summary_of(&text, &subjects));
     state.subjects = serde_json::to_string(&subjects).unwrap_or_else(|_| "[]".into());
     state.memory = serde_json::to_string(&memory).unwrap_or_default();
-    state.rule = rule_text;
-    Ok(Evaluated { state, notices })
+    let changed = !notices.is_empty() || previous.as_ref().is_none_or(|p| !same(p, &state));
+    Ok(Evaluated {
+        state,
+        notices,
+        changed,
+    })
 }
 
-fn summary(text: &str, firing: &BTreeMap<String, SubjectInfo>) -> String {
-    let subjects: Vec<SubjectInfo> = firing.values().cloned().collect();
-    summary_of(text, &subjects)
+/// A state change and its notice.
+struct Change<'a> {
+    text: &'a str,
+    at: &'a str,
 }
 
-fn summary_of(text: &str, subjects: &[SubjectInfo]) -> String {
-    let details: Vec<String> = subjects
-        .iter()
-        .map(|s| format!("{}: {}", s.name, s.detail))
-        .collect();
-    format!("{text} ({})", details.join("; "))
-}
-
-/// Flip the alert's state and queue the notice for it.
-fn transition(
-    state: &mut AlertState,
-    notices: &mut Vec<Notice>,
-    firing: &BTreeMap<String, SubjectInfo>,
-    text: &str,
-    at: &str,
-    fires: bool,
-) {
-    if fires {
+impl Change<'_> {
+    fn fire(
+        &self,
+        state: &mut AlertState,
+        notices: &mut Vec<Notice>,
+        subjects: &BTreeMap<String, SubjectInfo>,
+    ) {
+        if !state.firing {
+            state.since = self.at.to_string();
+        }
         state.firing = true;
-        state.since = at.to_string();
-        state.last_notice_at = Some(at.to_string());
+        state.last_notice_at = Some(self.at.to_string());
         notices.push(Notice {
             kind: NoticeKind::Firing,
-            summary: summary(text, firing),
-            subjects: firing.values().cloned().collect(),
-            since: at.to_string(),
-            at: at.to_string(),
+            summary: summary(self.text, subjects),
+            subjects: subjects.values().cloned().collect(),
+            since: state.since.clone(),
+            at: self.at.to_string(),
         });
-    } else {
-        let since = std::mem::replace(&mut state.since, at.to_string());
+    }
+
+    fn resolve(&self, state: &mut AlertState, notices: &mut Vec<Notice>) {
+        let since = std::mem::replace(&mut state.since, self.at.to_string());
         state.firing = false;
         notices.push(Notice {
             kind: NoticeKind::Resolved,
-            summary: format!("resolved: no longer true that {text}"),
+            summary: format!("resolved: no longer true that {}", self.text),
             subjects: Vec::new(),
             since,
-            at: at.to_string(),
+            at: self.at.to_string(),
         });
     }
+}
+
+fn same(a: &AlertState, b: &AlertState) -> bool {
+    a.rule == b.rule
+        && a.firing == b.firing
+        && a.since == b.since
+        && a.summary == b.summary
+        && a.subjects == b.subjects
+        && a.memory == b.memory
+        && a.last_notice_at == b.last_notice_at
+}
+
+/// The outcomes an outcome rule has not read yet, with its subject and streak length; `None`
+/// for rules on windows and freshness.
+fn outcomes<'r>(
+    conn: &Connection,
+    project: &Project,
+    rule: &'r Rule,
+    cursor: i64,
+) -> Result<Option<(Vec<Outcome>, &'r Subject, u32)>> {
+    Ok(match rule {
+        Rule::DeliveryFailed {
+            pipeline,
+            consecutive,
+        } => Some((
+            store::deliveries_after(conn, cursor)?
+                .into_iter()
+                .map(delivery_outcome)
+                .collect(),
+            pipeline,
+            *consecutive,
+        )),
+        Rule::Job {
+            job,
+            outcome,
+            consecutive,
+        } => Some((
+            store::runs_after(conn, cursor)?
+                .into_iter()
+                .map(|r| run_outcome(project, *outcome, r))
+                .collect(),
+            job,
+            *consecutive,
+        )),
+        _ => None,
+    })
+}
+
+/// A firing subject whose pipeline or job was removed from the configuration is dropped.
+fn subject_exists(project: &Project, rule: &Rule, name: &str) -> bool {
+    match rule {
+        Rule::Job { .. } => project.jobs.contains_key(name),
+        _ => project.pipelines.contains_key(name),
+    }
+}
+
+fn summary(text: &str, firing: &BTreeMap<String, SubjectInfo>) -> String {
+    let details: Vec<String> = firing
+        .values()
+        .map(|s| format!("{}: {}", s.name, s.detail))
+        .collect();
+    format!("{text} ({})", details.join("; "))
 }
 
 fn pipelines<'p>(project: &'p Project, subject: &'p Subject) -> Vec<&'p str> {
@@ -499,7 +574,11 @@ fn conditions(
 ) -> Result<Vec<SubjectInfo>> {
     let mut out = Vec::new();
     let ago = |d: Duration| {
-        rfc3339(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2))
+        let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        rfc3339(
+            now.checked_sub_signed(d)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
     };
     match rule {
         Rule::RejectedRows {
@@ -578,13 +657,14 @@ fn conditions(
                 let Ok(reference_time) = DateTime::parse_from_rfc3339(reference) else {
                     continue;
                 };
-                let quiet = now - reference_time.with_timezone(&Utc);
-                if quiet > limit {
-                    let quiet_for = human(quiet.to_std().unwrap_or_default());
+                if now.signed_duration_since(reference_time) > limit {
+                    // Worded to stay the same while it lasts: the state is rewritten only when
+                    // something changes.
+                    let limit = human(*duration);
                     let detail = match &last {
-                        Some(t) => format!("last delivery loaded at {t}, {quiet_for} ago"),
+                        Some(t) => format!("last delivery loaded at {t}, more than {limit} ago"),
                         None => format!(
-                            "no delivery loaded since caudal started watching at {reference}, {quiet_for} ago"
+                            "no delivery loaded since caudal started watching at {reference}, more than {limit} ago"
                         ),
                     };
                     out.push(SubjectInfo {
@@ -598,4 +678,160 @@ fn conditions(
         Rule::DeliveryFailed { .. } | Rule::Job { .. } => {}
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, Outcome as Finish};
+
+    const CONFIG: &str = r#"
+[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.a]
+source = { kind = "folder", path = "a", format = "csv" }
+load = [{ into = "warehouse", table = "a" }]
+
+[pipelines.b]
+source = { kind = "folder", path = "b", format = "csv" }
+load = [{ into = "warehouse", table = "b" }]
+
+[channels.log]
+kind = "log"
+
+[alerts.failing]
+when = { delivery_failed = "*" }
+notify = ["log"]
+"#;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        project: Project,
+        ledger: Ledger,
+        state: Option<AlertState>,
+        n: u32,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("caudal.toml"), CONFIG).unwrap();
+            let project = crate::config::load_project(dir.path()).unwrap();
+            let ledger = Ledger::open(&project.state_dir).unwrap();
+            let mut f = Fixture {
+                _dir: dir,
+                project,
+                ledger,
+                state: None,
+                n: 0,
+            };
+            assert!(f.evaluate().is_empty(), "nothing happened yet");
+            f
+        }
+
+        /// A finished delivery of `pipeline`.
+        fn delivery(&mut self, pipeline: &str, status: Status, will_retry: bool) {
+            self.n += 1;
+            let id = format!("load-{}", self.n);
+            self.ledger.start(&id, pipeline, "f.csv", &id, 1).unwrap();
+            let outcome = Finish {
+                will_retry,
+                ..Finish::default()
+            };
+            self.ledger.finish(&id, status, &outcome).unwrap();
+        }
+
+        fn evaluate(&mut self) -> Vec<NoticeKind> {
+            let alert = &self.project.alerts["failing"];
+            let e = evaluate(
+                self.ledger.connection(),
+                &self.project,
+                alert,
+                self.state.take(),
+                Utc::now(),
+            )
+            .unwrap();
+            self.state = Some(e.state);
+            e.notices.iter().map(|n| n.kind).collect()
+        }
+    }
+
+    use NoticeKind::{Firing, Resolved};
+
+    #[test]
+    fn a_failure_fires_once_and_a_success_resolves() {
+        let mut f = Fixture::new();
+        f.delivery("a", Status::Failed, false);
+        assert_eq!(f.evaluate(), [Firing]);
+        f.delivery("a", Status::Rejected, false);
+        assert_eq!(f.evaluate(), []);
+        f.delivery("a", Status::Loaded, false);
+        assert_eq!(f.evaluate(), [Resolved]);
+        assert_eq!(f.evaluate(), []);
+    }
+
+    #[test]
+    fn a_failure_and_a_recovery_between_two_evaluations_still_fire_and_resolve() {
+        let mut f = Fixture::new();
+        f.delivery("a", Status::Failed, false);
+        f.delivery("a", Status::Loaded, false);
+        assert_eq!(f.evaluate(), [Firing, Resolved]);
+    }
+
+    #[test]
+    fn a_backlog_of_flapping_outcomes_collapses_to_its_net_change() {
+        let mut f = Fixture::new();
+        for _ in 0..20 {
+            f.delivery("a", Status::Failed, false);
+            f.delivery("a", Status::Loaded, false);
+        }
+        f.delivery("a", Status::Failed, false);
+        assert_eq!(f.evaluate(), [Firing]);
+    }
+
+    #[test]
+    fn a_transient_failure_about_to_be_retried_does_not_count() {
+        let mut f = Fixture::new();
+        f.delivery("a", Status::Error, true);
+        assert_eq!(f.evaluate(), []);
+        f.delivery("a", Status::Error, false);
+        assert_eq!(f.evaluate(), [Firing]);
+    }
+
+    #[test]
+    fn another_pipeline_failing_while_firing_is_news_and_all_must_recover() {
+        let mut f = Fixture::new();
+        f.delivery("a", Status::Failed, false);
+        assert_eq!(f.evaluate(), [Firing]);
+        f.delivery("b", Status::Failed, false);
+        assert_eq!(f.evaluate(), [Firing]);
+        f.delivery("a", Status::Loaded, false);
+        assert_eq!(f.evaluate(), []);
+        f.delivery("b", Status::Loaded, false);
+        assert_eq!(f.evaluate(), [Resolved]);
+    }
+
+    #[test]
+    fn a_changed_rule_closes_the_open_incident_and_starts_afresh() {
+        let mut f = Fixture::new();
+        f.delivery("a", Status::Failed, false);
+        assert_eq!(f.evaluate(), [Firing]);
+        if let Some(s) = f.state.as_mut() {
+            s.rule = "an older rule".into();
+        }
+        assert_eq!(f.evaluate(), [Resolved]);
+        assert!(!f.state.as_ref().unwrap().firing);
+        assert_eq!(f.evaluate(), []);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(human(Duration::from_secs(86_400 * 2)), "2d");
+        assert_eq!(percent(0.05), "5%");
+        assert_eq!(percent(2.0 / 3.0), "66.7%");
+    }
 }

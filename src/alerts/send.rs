@@ -12,39 +12,44 @@ use crate::config::{Channel, ChannelKind, Smtp, SmtpSecurity};
 
 pub struct Sender {
     channel: Channel,
-    http: Option<reqwest::Client>,
-    mail: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    transport: Transport,
+}
+
+enum Transport {
+    Http(reqwest::Client),
+    Mail(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    Log,
+    /// Could not be set up: every send fails with this, so the channel shows as failing.
+    Broken(String),
 }
 
 impl Sender {
-    pub fn new(channel: &Channel) -> Result<Sender, String> {
-        let http = match channel.kind {
-            ChannelKind::Webhook { .. } | ChannelKind::Slack { .. } => Some(
-                reqwest::Client::builder()
-                    .timeout(channel.timeout)
-                    .user_agent(concat!("caudal/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("cannot set up HTTP: {e}"))?,
-            ),
-            _ => None,
+    pub fn new(channel: &Channel) -> Sender {
+        let transport = match &channel.kind {
+            ChannelKind::Webhook { .. } | ChannelKind::Slack { .. } => reqwest::Client::builder()
+                .timeout(channel.timeout)
+                .user_agent(concat!("caudal/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_or_else(
+                    |e| Transport::Broken(format!("cannot set up HTTP: {e}")),
+                    Transport::Http,
+                ),
+            ChannelKind::Email(smtp) => mailer(smtp, channel)
+                .map_or_else(Transport::Broken, |m| Transport::Mail(Box::new(m))),
+            ChannelKind::Log => Transport::Log,
         };
-        let mail = match &channel.kind {
-            ChannelKind::Email(smtp) => Some(mailer(smtp, channel)?),
-            _ => None,
-        };
-        Ok(Sender {
+        Sender {
             channel: channel.clone(),
-            http,
-            mail,
-        })
+            transport,
+        }
     }
 
     pub async fn send(&self, payload: &Payload) -> Result<(), String> {
-        match &self.channel.kind {
-            ChannelKind::Webhook { url, headers } => {
+        match (&self.channel.kind, &self.transport) {
+            (_, Transport::Broken(e)) => Err(e.clone()),
+            (ChannelKind::Webhook { url, headers }, Transport::Http(client)) => {
                 let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
-                let mut request = self
-                    .client()?
+                let mut request = client
                     .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json");
                 for (k, v) in headers {
@@ -52,28 +57,24 @@ impl Sender {
                 }
                 check(request.body(body).send().await, url).await
             }
-            ChannelKind::Slack { url } => {
+            (ChannelKind::Slack { url }, Transport::Http(client)) => {
                 let body = serde_json::to_vec(&payload.slack()).map_err(|e| e.to_string())?;
-                let request = self
-                    .client()?
+                let request = client
                     .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body);
                 check(request.send().await, url).await
             }
-            ChannelKind::Email(smtp) => {
-                let Some(mailer) = &self.mail else {
-                    return Err("the mailer is not set up".into());
-                };
+            (ChannelKind::Email(smtp), Transport::Mail(mailer)) => {
                 let message = email(smtp, payload)?;
-                let sent = tokio::time::timeout(self.channel.timeout * 2, mailer.send(message))
+                // The transport's timeout is per command; this bounds the whole conversation.
+                let limit = self.channel.timeout.saturating_mul(3);
+                let sent = tokio::time::timeout(limit, mailer.send(message))
                     .await
                     .map_err(|_| {
                         format!(
-                            "{}:{} did not answer within {:?}",
-                            smtp.host,
-                            smtp.port,
-                            self.channel.timeout * 2
+                            "{}:{} did not finish within {limit:?}",
+                            smtp.host, smtp.port
                         )
                     })?;
                 sent.map(|_| ()).map_err(|e| {
@@ -86,7 +87,7 @@ impl Sender {
                     text
                 })
             }
-            ChannelKind::Log => {
+            (ChannelKind::Log, Transport::Log) => {
                 tracing::warn!(
                     target: "caudal::alerts",
                     alert = %payload.alert,
@@ -97,13 +98,8 @@ impl Sender {
                 );
                 Ok(())
             }
+            _ => Err("the channel's transport does not match its kind".into()),
         }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.http
-            .as_ref()
-            .ok_or_else(|| "the HTTP client is not set up".to_string())
     }
 }
 
@@ -126,10 +122,12 @@ async fn check(response: reqwest::Result<reqwest::Response>, url: &str) -> Resul
     match response {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => {
+            // The body goes to the log only: the error is shown by /health, which needs no token.
             let status = r.status();
             let body = r.text().await.unwrap_or_default();
-            let body: String = body.chars().take(200).collect();
-            Err(format!("{host} answered {status}: {}", body.trim()))
+            let body: String = body.chars().take(500).collect();
+            tracing::warn!(host = %host, status = %status, body = %body.trim(), "a channel refused a notice");
+            Err(format!("{host} answered {status}"))
         }
         Err(e) if e.is_timeout() => Err(format!("{host} did not answer in time")),
         Err(e) if e.is_connect() => Err(format!("cannot connect to {host}")),

@@ -155,10 +155,18 @@ pub(super) fn channel(
     let kind = t
         .require("kind")
         .and_then(|v| v.choice(&["webhook", "slack", "email", "log"]));
-    let timeout = t
-        .get("timeout")
-        .and_then(|v| v.duration())
-        .map_or(Duration::from_secs(10), |d| d.value);
+    let timeout =
+        t.get("timeout")
+            .and_then(|v| v.duration())
+            .map_or(Some(Duration::from_secs(10)), |d| {
+                bounded(
+                    &d,
+                    Duration::from_millis(100),
+                    Duration::from_secs(300),
+                    "timeout",
+                    t.doc,
+                )
+            });
     let kind = match kind.as_ref().map(|k| k.value.as_str()) {
         Some("webhook") => {
             let url = http_url(&t, name);
@@ -189,7 +197,7 @@ pub(super) fn channel(
     Some(Channel {
         name: name.value.clone(),
         kind: kind?,
-        timeout,
+        timeout: timeout?,
     })
 }
 
@@ -198,9 +206,10 @@ fn http_url(t: &TableReader<'_, '_, '_>, name: &At<String>) -> Option<String> {
     match reqwest::Url::parse(&url.value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(url.value),
         _ => {
+            // The value is not echoed: it often holds a secret.
             t.doc.error_hint(
                 &url.span,
-                format!("channel `{}`: \"{}\" is not an http(s) URL", name.value, url.value),
+                format!("channel `{}`: `url` is not an http(s) URL", name.value),
                 "write e.g. \"https://hooks.example.com/T000/B000\"; keep secrets in the environment: url = \"${ALERT_WEBHOOK_URL}\"",
             );
             None
@@ -220,20 +229,19 @@ fn smtp(root: &Path, t: &TableReader<'_, '_, '_>, name: &At<String>) -> Option<S
     let password = t.str("password").map(|s| s.value);
     let ca_file = t.str("ca_file").and_then(|s| {
         let path = root.join(&s.value);
-        if path.is_file() {
-            Some(path)
-        } else {
-            doc.error_hint(
-                &s.span,
-                format!("ca_file {} does not exist", path.display()),
-                "name a PEM file of the certificate authority that signed the server's certificate",
-            );
-            None
-        }
+        let hint =
+            "name a PEM file of the certificate authority that signed the server's certificate";
+        let problem = match std::fs::read(&path) {
+            Ok(pem) if is_pem_certificate(&pem) => return Some(path),
+            Ok(_) => format!("ca_file {} is not a PEM certificate", path.display()),
+            Err(e) => format!("cannot read ca_file {}: {e}", path.display()),
+        };
+        doc.error_hint(&s.span, problem, hint);
+        None
     });
     let server = server?;
     let Ok(url) = reqwest::Url::parse(&server.value) else {
-        doc.error_hint(&server.span, format!("channel `{}`: \"{}\" is not an SMTP URL", name.value, server.value), "write smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://localhost:25 with tls = \"none\"");
+        doc.error_hint(&server.span, format!("channel `{}`: `smtp` is not an SMTP URL", name.value), "write smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or smtp://localhost:25 with tls = \"none\"");
         return None;
     };
     let (default_security, default_port) = match url.scheme() {
@@ -265,30 +273,43 @@ fn smtp(root: &Path, t: &TableReader<'_, '_, '_>, name: &At<String>) -> Option<S
         Some("starttls") => SmtpSecurity::StartTls,
         _ => default_security,
     };
-    let mut addresses = Vec::new();
-    for a in to.into_iter().flatten().chain(from.clone()) {
-        if a.value.parse::<lettre::Address>().is_err()
-            && a.value.parse::<lettre::message::Mailbox>().is_err()
-        {
-            doc.error(
+    if security == SmtpSecurity::None && username.is_some() {
+        doc.error_hint(
+            &t.span,
+            format!(
+                "channel `{}`: a password would travel in clear text (tls = \"none\")",
+                name.value
+            ),
+            "use tls = \"starttls\" or \"tls\", or a relay that needs no login",
+        );
+        return None;
+    }
+    let address = |a: &At<String>| -> Option<String> {
+        if a.value.parse::<lettre::message::Mailbox>().is_ok() {
+            Some(a.value.clone())
+        } else {
+            doc.error_hint(
                 &a.span,
                 format!(
                     "channel `{}`: \"{}\" is not an email address",
                     name.value, a.value
                 ),
+                "write name@example.com or \"Name <name@example.com>\"",
             );
-        } else {
-            addresses.push(a.value);
+            None
         }
-    }
-    let from = addresses.pop()?;
-    if addresses.is_empty() {
+    };
+    let from = from.as_ref().and_then(address);
+    let to: Vec<Option<String>> = to.iter().flatten().map(address).collect();
+    if to.is_empty() {
         doc.error(
             &t.span,
             format!("channel `{}` sends to nobody: `to` is empty", name.value),
         );
         return None;
     }
+    let to: Vec<String> = to.into_iter().collect::<Option<_>>()?;
+    let from = from?;
     if username.is_some() != password.is_some() {
         doc.error(
             &t.span,
@@ -304,7 +325,7 @@ fn smtp(root: &Path, t: &TableReader<'_, '_, '_>, name: &At<String>) -> Option<S
         port: url.port().unwrap_or(default_port),
         security,
         from,
-        to: addresses,
+        to,
         username,
         password,
         ca_file,
@@ -314,7 +335,7 @@ fn smtp(root: &Path, t: &TableReader<'_, '_, '_>, name: &At<String>) -> Option<S
 pub(super) fn alert(
     name: &At<String>,
     value: &ValueReader<'_, '_, '_>,
-    channels: &BTreeMap<String, Channel>,
+    channels: &[String],
     pipelines: &BTreeMap<String, Pipeline>,
     jobs: &BTreeMap<String, Job>,
     doc: &Document,
@@ -333,7 +354,12 @@ pub(super) fn alert(
             );
         }
         for c in list {
-            if channels.contains_key(&c.value) {
+            if notify.contains(&c.value) {
+                doc.error(
+                    &c.span,
+                    format!("alert `{}` notifies `{}` twice", name.value, c.value),
+                );
+            } else if channels.contains(&c.value) {
                 notify.push(c.value);
             } else {
                 doc.error_hint(
@@ -342,19 +368,15 @@ pub(super) fn alert(
                         "alert `{}` notifies `{}`, which is not a declared channel",
                         name.value, c.value
                     ),
-                    known("channels", channels.keys(), "[channels.NAME]"),
+                    known("channels", channels.iter(), "[channels.NAME]"),
                 );
             }
         }
     }
-    let repeat = t.get("repeat").and_then(|v| v.duration()).and_then(|d| {
-        if d.value < Duration::from_secs(1) {
-            doc.error(&d.span, "`repeat` must be at least 1s");
-            None
-        } else {
-            Some(d.value)
-        }
-    });
+    let repeat = t
+        .get("repeat")
+        .and_then(|v| v.duration())
+        .and_then(|d| bounded(&d, Duration::from_secs(1), MAX_SPAN, "repeat", doc));
     let description = t.str("description").map(|s| s.value);
     t.finish();
     Some(Alert {
@@ -442,11 +464,7 @@ fn rule(
     };
     let window = || {
         let d = w.require("window").and_then(|v| v.duration())?;
-        if d.value < Duration::from_secs(1) {
-            doc.error(&d.span, "`window` must be at least 1s");
-            return None;
-        }
-        Some(d.value)
+        bounded(&d, Duration::from_secs(1), MAX_SPAN, "window", doc)
     };
     let min_deliveries = || match w.get("min_deliveries").and_then(|v| v.int()) {
         Some(n) if (1..=1_000_000).contains(&n) => Some(n as u32),
@@ -515,30 +533,27 @@ fn rule(
             })
         }
         "rejected_rows_over" => Some(Rule::RejectedRows {
-            over: ratio(&w.get(key)?, doc)?,
+            over: ratio(&w.get(key)?, doc, false)?,
             window: window()?,
             pipeline: pipeline_subject(w.get("pipeline"))?,
         }),
         "error_rate_over" => Some(Rule::ErrorRate {
-            over: ratio(&w.get(key)?, doc)?,
+            over: ratio(&w.get(key)?, doc, false)?,
             window: window()?,
             min_deliveries: min_deliveries()?,
             pipeline: pipeline_subject(w.get("pipeline"))?,
         }),
         "success_rate_under" => Some(Rule::SuccessRate {
-            under: ratio(&w.get(key)?, doc)?,
+            under: ratio(&w.get(key)?, doc, true)?,
             window: window()?,
             min_deliveries: min_deliveries()?,
             pipeline: pipeline_subject(w.get("pipeline"))?,
         }),
         _ => {
             let duration = w.get(key)?.duration()?;
-            if duration.value < Duration::from_secs(1) {
-                doc.error(&duration.span, "`no_delivery_for` must be at least 1s");
-                return None;
-            }
+            let duration = bounded(&duration, Duration::from_secs(1), MAX_SPAN, key, doc)?;
             Some(Rule::NoDeliveryFor {
-                duration: duration.value,
+                duration,
                 pipeline: pipeline_subject(w.get("pipeline"))?,
             })
         }
@@ -547,8 +562,40 @@ fn rule(
     rule
 }
 
-/// `"5%"` or `0.05`.
-fn ratio(v: &ValueReader<'_, '_, '_>, doc: &Document) -> Option<f64> {
+/// At least one certificate, and nothing unreadable.
+fn is_pem_certificate(pem: &[u8]) -> bool {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = rustls_pki_types::CertificateDer::pem_slice_iter(pem).collect();
+    certs.is_ok_and(|c| !c.is_empty())
+}
+
+/// Windows, freshness limits and reminders: longer than this is surely a slip.
+const MAX_SPAN: Duration = Duration::from_secs(400 * 86_400);
+
+fn bounded(
+    d: &At<Duration>,
+    min: Duration,
+    max: Duration,
+    what: &str,
+    doc: &Document,
+) -> Option<Duration> {
+    if d.value < min || d.value > max {
+        doc.error(
+            &d.span,
+            format!(
+                "`{what}` must be between {} and {}",
+                crate::alerts::rules::human(min),
+                crate::alerts::rules::human(max)
+            ),
+        );
+        None
+    } else {
+        Some(d.value)
+    }
+}
+
+/// `"5%"` or `0.05`. An "over" threshold of 100% or an "under" one of 0% could never be met.
+fn ratio(v: &ValueReader<'_, '_, '_>, doc: &Document, under: bool) -> Option<f64> {
     let value = if v.is_str() {
         let s = v.str()?;
         match s
@@ -570,8 +617,19 @@ fn ratio(v: &ValueReader<'_, '_, '_>, doc: &Document) -> Option<f64> {
     } else {
         v.number()?
     };
-    if (0.0..=1.0).contains(&value) {
+    let possible = if under {
+        value > 0.0 && value <= 1.0
+    } else {
+        (0.0..1.0).contains(&value)
+    };
+    if possible {
         Some(value)
+    } else if (0.0..=1.0).contains(&value) {
+        doc.error(
+            &v.span(),
+            format!("`{}` = {value} can never be met", v.path),
+        );
+        None
     } else {
         doc.error(
             &v.span(),

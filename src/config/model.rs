@@ -316,8 +316,10 @@ pub(super) fn compile(
         }
     }
     let mut channels = BTreeMap::new();
+    let mut declared = Vec::new();
     if let Some(t) = top.get("channels").and_then(|v| v.table()) {
         for (name, value) in t.entries() {
+            declared.push(name.value.clone());
             if let Some(c) = super::alerts::channel(root, &name, &value) {
                 channels.insert(name.value, c);
             }
@@ -326,7 +328,7 @@ pub(super) fn compile(
     let mut alerts = BTreeMap::new();
     if let Some(t) = top.get("alerts").and_then(|v| v.table()) {
         for (name, value) in t.entries() {
-            if let Some(a) = super::alerts::alert(&name, &value, &channels, &pipelines, &jobs, doc)
+            if let Some(a) = super::alerts::alert(&name, &value, &declared, &pipelines, &jobs, doc)
             {
                 alerts.insert(name.value, a);
             }

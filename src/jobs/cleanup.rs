@@ -16,6 +16,8 @@ pub struct CleanupReport {
     pub expired_metrics: u64,
     pub job_runs: u64,
     pub deliveries: u64,
+    /// Alert notices sent (or given up on), under the deliveries' retention.
+    pub alert_notices: u64,
     pub processed_files: u64,
     /// `<lake>/<table>/<column>=<value>` folders removed.
     pub lake_partitions: Vec<String>,
@@ -68,6 +70,7 @@ pub fn run(project: &Project, ledger: &Ledger, retain: &Retention) -> Result<Cle
     }
     if let Some(age) = retain.deliveries {
         report.deliveries = ledger.delete_deliveries_before(&stamp(cutoff(age)))?;
+        report.alert_notices = ledger.delete_notifications_before(&stamp(cutoff(age)))?;
     }
     if let Some(age) = retain.processed_files {
         let before = SystemTime::now()

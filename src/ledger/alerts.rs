@@ -39,15 +39,24 @@ CREATE INDEX IF NOT EXISTS alert_notifications_by_alert ON alert_notifications (
 
 /// Deliveries and job runs get a sequence number when they finish, in commit order (every
 /// ledger write holds SQLite's write lock), so alert rules read each outcome once, in order,
-/// even when deliveries finish in another order than they started.
-pub(super) fn add_finish_sequences(conn: &Connection) -> rusqlite::Result<()> {
-    for table in ["deliveries", "job_runs"] {
-        let has: bool = conn.query_row(
-            &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'finish_seq'"),
+/// even when deliveries finish in another order than they started. The number is the table's
+/// highest plus one: cleanup never deletes the row holding the highest, so it never goes back.
+/// A delivery that failed transiently and is about to be retried says so (`will_retry`).
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"),
             [],
             |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+    };
+    if !has_column("deliveries", "will_retry")? {
+        conn.execute_batch(
+            "ALTER TABLE deliveries ADD COLUMN will_retry INTEGER NOT NULL DEFAULT 0",
         )?;
-        if !has {
+    }
+    for table in ["deliveries", "job_runs"] {
+        if !has_column(table, "finish_seq")? {
             conn.execute_batch(&format!(
                 "ALTER TABLE {table} ADD COLUMN finish_seq INTEGER"
             ))?;
@@ -64,6 +73,12 @@ pub(super) fn add_finish_sequences(conn: &Connection) -> rusqlite::Result<()> {
 /// The SQL expression for the next sequence number of `table`.
 pub(super) fn next_seq(table: &str) -> String {
     format!("(SELECT COALESCE(MAX(finish_seq), 0) + 1 FROM {table})")
+}
+
+/// A condition for cleanup's DELETEs on `table`: keep the row holding the highest sequence
+/// number, which the next one counts from.
+pub(super) fn not_last_seq(table: &str) -> String {
+    format!("finish_seq IS NOT (SELECT MAX(finish_seq) FROM {table})")
 }
 
 /// What the engine remembers of an alert between evaluations.
@@ -101,13 +116,6 @@ pub struct Notification {
     pub payload: String,
     #[serde(skip)]
     pub next_attempt_at: String,
-}
-
-/// A channel whose last send failed.
-#[derive(Debug, Clone)]
-pub struct ChannelFailure {
-    pub since_notification: i64,
-    pub error: String,
 }
 
 /// One evaluation's writes, applied in one transaction.
@@ -158,14 +166,14 @@ impl AlertWrite<'_> {
             .commit()
             .context(|| "saving the alert states".into())
     }
-
-    /// Reads inside the write transaction see what it wrote.
-    pub fn ledger_conn(&self) -> &Connection {
-        &self.tx
-    }
 }
 
 impl Ledger {
+    /// For the alert rules' reads (the queries are the functions below).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn alert_states(&self) -> Result<Vec<(String, AlertState)>> {
         let mut stmt = self
             .conn
@@ -193,8 +201,7 @@ impl Ledger {
         Ok(rows)
     }
 
-    /// Start an evaluation's writes. IMMEDIATE: the sequence numbers it reads cannot move
-    /// until it commits.
+    /// Start an evaluation's writes.
     pub fn alert_write(&mut self) -> Result<AlertWrite<'_>> {
         let tx = self
             .conn
@@ -252,26 +259,43 @@ impl Ledger {
         )
     }
 
-    /// Whether a channel is failing now: its newest attempted notice failed (and may still be
-    /// retried).
-    pub fn channel_failure(&self, channel: &str) -> Result<Option<ChannelFailure>> {
+    /// Why a channel is failing now, if it is: its newest attempted notice failed (and may
+    /// still be retried).
+    pub fn channel_failure(&self, channel: &str) -> Result<Option<String>> {
         self.conn
             .query_row(
-                "SELECT id, last_error FROM alert_notifications
+                "SELECT last_error FROM alert_notifications
                  WHERE channel = ?1 AND attempts > 0 ORDER BY id DESC LIMIT 1",
                 params![channel],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| r.get::<_, Option<String>>(0),
             )
             .optional()
             .context(|| format!("reading the health of channel {channel}"))
-            .map(|row| {
-                row.and_then(|(id, error)| {
-                    error.map(|error| ChannelFailure {
-                        since_notification: id,
-                        error,
-                    })
-                })
-            })
+            .map(Option::flatten)
+    }
+
+    /// Forget the state of alerts no longer configured: one added back starts afresh instead
+    /// of replaying what happened since it was removed.
+    pub fn forget_alerts_except(&self, keep: &[&str]) -> Result<()> {
+        let list = serde_json::to_string(keep).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "DELETE FROM alert_state WHERE alert NOT IN (SELECT value FROM json_each(?1))",
+                [list],
+            )
+            .context(|| "forgetting removed alerts".into())?;
+        Ok(())
+    }
+
+    /// Delete notices sent (or given up on) before `before`; returns how many.
+    pub fn delete_notifications_before(&self, before: &str) -> Result<u64> {
+        self.conn
+            .execute(
+                "DELETE FROM alert_notifications WHERE created_at < ?1 AND status != 'pending'",
+                [before],
+            )
+            .map(|n| n as u64)
+            .context(|| "deleting old alert notices".into())
     }
 
     fn notifications_where(
@@ -317,6 +341,7 @@ pub struct FinishedDelivery {
     pub source: String,
     pub status: super::Status,
     pub error: Option<String>,
+    pub will_retry: bool,
 }
 
 /// A job run that finished (or was recorded as skipped or missed).
@@ -325,6 +350,8 @@ pub struct FinishedRun {
     pub seq: i64,
     pub id: i64,
     pub job: String,
+    /// schedule | manual | api: only the scheduler retries.
+    pub trigger: String,
     pub status: super::RunStatus,
     pub attempt: u32,
     pub error: Option<String>,
@@ -353,7 +380,7 @@ pub fn last_seq(conn: &Connection, table: &str) -> Result<i64> {
 pub fn deliveries_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedDelivery>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT finish_seq, id, pipeline, source, status, error FROM deliveries WHERE finish_seq > ?1 ORDER BY finish_seq, id",
+            "SELECT finish_seq, id, pipeline, source, status, error, will_retry FROM deliveries WHERE finish_seq > ?1 ORDER BY finish_seq, id",
         )
         .context(|| "reading finished deliveries".into())?;
     stmt.query_map([seq], |r| {
@@ -364,6 +391,7 @@ pub fn deliveries_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedDeliv
             source: r.get(3)?,
             status: super::Status::parse(&r.get::<_, String>(4)?),
             error: r.get(5)?,
+            will_retry: r.get(6)?,
         })
     })
     .and_then(|rows| rows.collect())
@@ -373,7 +401,7 @@ pub fn deliveries_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedDeliv
 pub fn runs_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedRun>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT finish_seq, id, job, status, attempt, error FROM job_runs WHERE finish_seq > ?1 ORDER BY finish_seq, id",
+            "SELECT finish_seq, id, job, status, attempt, error, trigger FROM job_runs WHERE finish_seq > ?1 ORDER BY finish_seq, id",
         )
         .context(|| "reading finished job runs".into())?;
     stmt.query_map([seq], |r| {
@@ -384,6 +412,7 @@ pub fn runs_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedRun>> {
             status: super::RunStatus::parse(&r.get::<_, String>(3)?),
             attempt: r.get(4)?,
             error: r.get(5)?,
+            trigger: r.get(6)?,
         })
     })
     .and_then(|rows| rows.collect())
@@ -418,4 +447,34 @@ pub fn last_loaded(conn: &Connection, pipeline: &str) -> Result<Option<String>> 
     )
     .and_then(|mut s| s.query_row([pipeline], |r| r.get(0)))
     .context(|| format!("reading the last delivery of {pipeline}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Outcome, Status};
+
+    #[test]
+    fn cleanup_never_lets_the_finish_sequence_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let finish = |id: &str| {
+            ledger.start(id, "p", "f.csv", id, 1).unwrap();
+            ledger
+                .finish(id, Status::Loaded, &Outcome::default())
+                .unwrap();
+        };
+        for id in ["a", "b", "c"] {
+            finish(id);
+        }
+        assert_eq!(last_seq(ledger.connection(), "deliveries").unwrap(), 3);
+        let removed = ledger
+            .delete_deliveries_before("9999-01-01T00:00:00.000Z")
+            .unwrap();
+        assert_eq!(removed, 2, "the row holding the highest number stays");
+        finish("d");
+        let after = deliveries_after(ledger.connection(), 3).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].seq, 4);
+    }
 }

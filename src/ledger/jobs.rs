@@ -303,7 +303,7 @@ impl Ledger {
         let n = self
             .conn
             .execute(
-                "DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger != 'schedule'",
+                &format!("DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger != 'schedule' AND {}", super::alerts::not_last_seq("job_runs")),
                 [before],
             )
             .context(|| "deleting old job runs".into())?;
@@ -312,8 +312,9 @@ impl Ledger {
         let ticks = self
             .conn
             .execute(
-                "DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger = 'schedule'
-                   AND scheduled_for < (SELECT max(scheduled_for) FROM job_runs j WHERE j.job = job_runs.job AND j.trigger = 'schedule')",
+                &format!("DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger = 'schedule'
+                   AND scheduled_for < (SELECT max(scheduled_for) FROM job_runs j WHERE j.job = job_runs.job AND j.trigger = 'schedule')
+                   AND {}", super::alerts::not_last_seq("job_runs")),
                 [before],
             )
             .context(|| "deleting old job runs".into())?;
@@ -325,7 +326,10 @@ impl Ledger {
         let n = self
             .conn
             .execute(
-                "DELETE FROM deliveries WHERE started_at < ?1 AND status != 'running'",
+                &format!(
+                    "DELETE FROM deliveries WHERE started_at < ?1 AND status != 'running' AND {}",
+                    super::alerts::not_last_seq("deliveries")
+                ),
                 [before],
             )
             .context(|| "deleting old deliveries".into())?;

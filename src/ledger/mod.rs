@@ -96,6 +96,8 @@ pub struct Outcome {
     pub duration_ms: u64,
     pub error: Option<String>,
     pub report: Option<String>,
+    /// A transient failure the caller is about to try again: not a failure for alerts yet.
+    pub will_retry: bool,
 }
 
 pub struct Ledger {
@@ -139,7 +141,7 @@ impl Ledger {
             .and_then(|()| conn.execute_batch(jobs::SCHEMA))
             .and_then(|()| conn.execute_batch(access::SCHEMA))
             .and_then(|()| conn.execute_batch(alerts::SCHEMA))
-            .and_then(|()| alerts::add_finish_sequences(&conn))
+            .and_then(|()| alerts::migrate(&conn))
             .context(|| format!("creating the ledger in {}", path.display()))?;
         Ok(Ledger { conn })
     }
@@ -172,7 +174,7 @@ impl Ledger {
                 "INSERT INTO deliveries (load_id, pipeline, source, content_hash, size, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)
                  ON CONFLICT (load_id) DO UPDATE SET source = excluded.source, status = 'running',
                    rows_read = 0, rows_loaded = 0, rows_rejected = 0, started_at = excluded.started_at,
-                   finished_at = NULL, duration_ms = NULL, error = NULL, report = NULL
+                   finished_at = NULL, duration_ms = NULL, error = NULL, report = NULL, will_retry = 0
                  WHERE deliveries.status != 'running'",
                 params![load_id, pipeline, source, content_hash, size as i64, now()],
             )
@@ -202,7 +204,7 @@ impl Ledger {
     pub fn finish(&self, load_id: &str, status: Status, outcome: &Outcome) -> Result<()> {
         self.conn
             .execute(
-                &format!("UPDATE deliveries SET status = ?2, rows_read = ?3, rows_loaded = ?4, rows_rejected = ?5, finished_at = ?6, duration_ms = ?7, error = ?8, report = ?9, finish_seq = {} WHERE load_id = ?1", alerts::next_seq("deliveries")),
+                &format!("UPDATE deliveries SET status = ?2, rows_read = ?3, rows_loaded = ?4, rows_rejected = ?5, finished_at = ?6, duration_ms = ?7, error = ?8, report = ?9, will_retry = ?10, finish_seq = {} WHERE load_id = ?1", alerts::next_seq("deliveries")),
                 params![
                     load_id,
                     status.as_str(),
@@ -212,7 +214,8 @@ impl Ledger {
                     now(),
                     outcome.duration_ms as i64,
                     outcome.error,
-                    outcome.report
+                    outcome.report,
+                    outcome.will_retry
                 ],
             )
             .context(|| "recording the delivery outcome".into())?;

@@ -128,12 +128,24 @@ impl<'p> Loader<'p> {
 
     /// Load one file through a pipeline, exactly once.
     pub fn load_file(&self, pipeline: &Pipeline, path: &Path) -> Result<DeliveryReport> {
+        self.load_attempt(pipeline, path, false)
+    }
+
+    /// Like `load_file`, for a caller that retries transient failures: `retries_left` says
+    /// whether one would be retried, and the ledger records it so that alerts do not count a
+    /// failure that is about to be tried again.
+    pub fn load_attempt(
+        &self,
+        pipeline: &Pipeline,
+        path: &Path,
+        retries_left: bool,
+    ) -> Result<DeliveryReport> {
         let started = Instant::now();
         let source = path.display().to_string();
         let print = match fingerprint(path) {
             Ok(print) => print,
             Err(e) if e.class() != ErrorClass::Bug => {
-                return self.unreadable(pipeline, source, e, started);
+                return self.unreadable(pipeline, source, e, started, retries_left);
             }
             Err(e) => return Err(e),
         };
@@ -179,7 +191,7 @@ impl<'p> Loader<'p> {
             ),
             Err(e) => DeliveryReport::failed(load_id, pipeline, source, e),
         };
-        self.record(report, started)
+        self.record(report, started, retries_left)
     }
 
     /// A file that cannot even be read is a failed delivery of its own; the others go on.
@@ -189,6 +201,7 @@ impl<'p> Loader<'p> {
         source: String,
         e: Error,
         started: Instant,
+        retries_left: bool,
     ) -> Result<DeliveryReport> {
         let load_id = new_load_id();
         self.ledger
@@ -196,11 +209,17 @@ impl<'p> Loader<'p> {
         self.record(
             DeliveryReport::failed(load_id, pipeline, source, e),
             started,
+            retries_left,
         )
     }
 
     /// Write the delivery's report, record its outcome in the ledger and log its one line.
-    fn record(&self, report: DeliveryReport, started: Instant) -> Result<DeliveryReport> {
+    fn record(
+        &self,
+        report: DeliveryReport,
+        started: Instant,
+        retries_left: bool,
+    ) -> Result<DeliveryReport> {
         let duration_ms = started.elapsed().as_millis() as u64;
         let report = report
             .with_duration(duration_ms)
@@ -212,6 +231,12 @@ impl<'p> Loader<'p> {
             duration_ms,
             error: report.error_message(),
             report: report.report_path.as_ref().map(|p| p.display().to_string()),
+            will_retry: retries_left
+                && report.status == Status::Error
+                && report
+                    .failure
+                    .as_ref()
+                    .is_some_and(|e| e.class() == ErrorClass::Transient),
         };
         self.ledger
             .finish(&report.load_id, report.status, &outcome)?;

@@ -24,6 +24,7 @@ pub(super) fn recover(loader: &Loader<'_>) -> Result<()> {
         // Settle the crashed run first, so that resuming it can start it again.
         let outcome = Outcome {
             error: Some("interrupted by a crash or kill; resumed at the next start".into()),
+            will_retry: true,
             ..Outcome::default()
         };
         loader

@@ -178,7 +178,7 @@ fn relative(state: &Shared, path: &str) -> String {
 
 fn public(state: &Shared, mut d: DeliveryRecord) -> DeliveryRecord {
     d.source = relative(state, &d.source);
-    d.error = d.error.map(|e| super::problem::strip_paths(&e));
+    d.error = d.error.map(|e| crate::error::strip_paths(&e));
     d.report = d.report.map(|r| relative(state, &r));
     d
 }
@@ -234,7 +234,7 @@ async fn health(State(state): State<Shared>) -> Response {
                 out.push(Component {
                     name: format!("channel:{name}"),
                     status: if failure.is_some() { "failing" } else { "ok" }.into(),
-                    detail: failure.map(|f| f.error),
+                    detail: failure,
                 });
             }
         }

@@ -51,7 +51,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e.class() {
             ErrorClass::BadInput | ErrorClass::Config => {
-                ApiError::bad_request(strip_paths(&e.to_string()))
+                ApiError::bad_request(crate::error::strip_paths(&e.to_string()))
             }
             ErrorClass::Transient => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -68,26 +68,6 @@ impl From<Error> for ApiError {
             }
         }
     }
-}
-
-/// Absolute paths of this machine are no business of an API client.
-pub(super) fn strip_paths(message: &str) -> String {
-    message
-        .split(' ')
-        .map(|word| {
-            if word.starts_with('/') && word.len() > 1 {
-                let trimmed = word.trim_end_matches([',', ';', ':', ')']);
-                let name = std::path::Path::new(trimmed)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                word.replacen(trimmed, &name, 1)
-            } else {
-                word.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl IntoResponse for ApiError {

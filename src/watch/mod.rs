@@ -171,7 +171,8 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
 
     // Workers, each with its own ledger connection; the loop dispatches ready files to them.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (job_tx, job_rx) = mpsc::channel::<(PathBuf, String)>();
+    // (file, pipeline, whether a transient failure of this attempt would be retried)
+    let (job_tx, job_rx) = mpsc::channel::<(PathBuf, String, bool)>();
     let job_rx = std::sync::Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<(PathBuf, Outcome)>();
     let mut forks = Vec::with_capacity(workers);
@@ -188,9 +189,11 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok((path, name)) = job else { return };
+                    let Ok((path, name, retries_left)) = job else {
+                        return;
+                    };
                     let result = match project.pipelines.get(&name) {
-                        Some(pipeline) => worker.load_file(pipeline, &path),
+                        Some(pipeline) => worker.load_attempt(pipeline, &path, retries_left),
                         None => Err(Error::Internal(format!("pipeline {name} vanished"))),
                     };
                     if done_tx.send((path, result)).is_err() {
@@ -319,7 +322,11 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                 }
                 c.attempts += 1;
                 in_flight.insert(path.clone(), pipeline.name.clone());
-                if job_tx.send((path, pipeline.name.clone())).is_err() {
+                let retries_left = c.attempts < pipeline.source.attempts;
+                if job_tx
+                    .send((path, pipeline.name.clone(), retries_left))
+                    .is_err()
+                {
                     return Err(Error::Internal("the load workers stopped".into()));
                 }
             }
