@@ -35,12 +35,17 @@ CREATE TABLE IF NOT EXISTS alert_notifications (
 );
 CREATE INDEX IF NOT EXISTS alert_notifications_queue ON alert_notifications (channel, status, id);
 CREATE INDEX IF NOT EXISTS alert_notifications_by_alert ON alert_notifications (alert, id);
+CREATE TABLE IF NOT EXISTS finish_high_water (
+    tbl TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 ";
 
 /// Deliveries and job runs get a sequence number when they finish, in commit order (every
 /// ledger write holds SQLite's write lock), so alert rules read each outcome once, in order,
 /// even when deliveries finish in another order than they started. The number is the table's
-/// highest plus one: cleanup never deletes the row holding the highest, so it never goes back.
+/// highest plus one, or past the high-water mark cleanup records before it deletes rows, so it
+/// never goes back.
 /// A delivery that failed transiently and is about to be retried says so (`will_retry`).
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
@@ -70,15 +75,30 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// The SQL expression for the next sequence number of `table`.
-pub(super) fn next_seq(table: &str) -> String {
-    format!("(SELECT COALESCE(MAX(finish_seq), 0) + 1 FROM {table})")
+/// The SQL expression for the highest sequence number `table` has given out.
+fn high_seq(table: &str) -> String {
+    format!(
+        "max(COALESCE((SELECT MAX(finish_seq) FROM {table}), 0),
+             COALESCE((SELECT seq FROM finish_high_water WHERE tbl = '{table}'), 0))"
+    )
 }
 
-/// A condition for cleanup's DELETEs on `table`: keep the row holding the highest sequence
-/// number, which the next one counts from.
-pub(super) fn not_last_seq(table: &str) -> String {
-    format!("finish_seq IS NOT (SELECT MAX(finish_seq) FROM {table})")
+/// The SQL expression for the next sequence number of `table`.
+pub(super) fn next_seq(table: &str) -> String {
+    format!("({} + 1)", high_seq(table))
+}
+
+/// Before rows of `table` are deleted: remember the highest number, which the next one counts
+/// from even when its row is gone.
+pub(super) fn remember_high_water(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!(
+            "INSERT INTO finish_high_water (tbl, seq) SELECT '{table}', {}
+             ON CONFLICT (tbl) DO UPDATE SET seq = excluded.seq",
+            high_seq(table)
+        ),
+        [],
+    )
 }
 
 /// What the engine remembers of an alert between evaluations.
@@ -369,12 +389,8 @@ pub struct WindowCounts {
 /// The highest finish sequence number of `deliveries` or `job_runs`: where a new rule starts
 /// reading.
 pub fn last_seq(conn: &Connection, table: &str) -> Result<i64> {
-    conn.query_row(
-        &format!("SELECT COALESCE(MAX(finish_seq), 0) FROM {table}"),
-        [],
-        |r| r.get(0),
-    )
-    .context(|| format!("reading the {table} sequence"))
+    conn.query_row(&format!("SELECT {}", high_seq(table)), [], |r| r.get(0))
+        .context(|| format!("reading the {table} sequence"))
 }
 
 pub fn deliveries_after(conn: &Connection, seq: i64) -> Result<Vec<FinishedDelivery>> {
@@ -471,7 +487,7 @@ mod tests {
         let removed = ledger
             .delete_deliveries_before("9999-01-01T00:00:00.000Z")
             .unwrap();
-        assert_eq!(removed, 2, "the row holding the highest number stays");
+        assert_eq!(removed, 3);
         finish("d");
         let after = deliveries_after(ledger.connection(), 3).unwrap();
         assert_eq!(after.len(), 1);

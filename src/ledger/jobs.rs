@@ -294,45 +294,51 @@ impl Ledger {
 
     /// Delete run history (and its metric results) older than `before`; returns runs removed.
     pub fn delete_job_runs_before(&self, before: &str) -> Result<u64> {
-        self.conn
-            .execute(
-                "DELETE FROM job_metric_results WHERE run_id IN (SELECT id FROM job_runs WHERE started_at < ?1 AND status != 'running')",
-                [before],
-            )
-            .context(|| "deleting old metric results".into())?;
-        let n = self
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .context(|| "deleting old job runs".into())?;
+        super::alerts::remember_high_water(&tx, "job_runs")
+            .context(|| "deleting old job runs".into())?;
+        tx.execute(
+            "DELETE FROM job_metric_results WHERE run_id IN (SELECT id FROM job_runs WHERE started_at < ?1 AND status != 'running')",
+            [before],
+        )
+        .context(|| "deleting old metric results".into())?;
+        let n = tx
             .execute(
-                &format!("DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger != 'schedule' AND {}", super::alerts::not_last_seq("job_runs")),
+                "DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger != 'schedule'",
                 [before],
             )
             .context(|| "deleting old job runs".into())?;
         // Scheduled ticks keep their row's key so a restart never repeats them: only the
         // latest tick of each job has to stay, the rest go.
-        let ticks = self
-            .conn
+        let ticks = tx
             .execute(
-                &format!("DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger = 'schedule'
-                   AND scheduled_for < (SELECT max(scheduled_for) FROM job_runs j WHERE j.job = job_runs.job AND j.trigger = 'schedule')
-                   AND {}", super::alerts::not_last_seq("job_runs")),
+                "DELETE FROM job_runs WHERE started_at < ?1 AND status != 'running' AND trigger = 'schedule'
+                   AND scheduled_for < (SELECT max(scheduled_for) FROM job_runs j WHERE j.job = job_runs.job AND j.trigger = 'schedule')",
                 [before],
             )
             .context(|| "deleting old job runs".into())?;
+        tx.commit().context(|| "deleting old job runs".into())?;
         Ok((n + ticks) as u64)
     }
 
     /// Delete finished deliveries older than `before`; returns how many.
     pub fn delete_deliveries_before(&self, before: &str) -> Result<u64> {
-        let n = self
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .context(|| "deleting old deliveries".into())?;
+        super::alerts::remember_high_water(&tx, "deliveries")
+            .context(|| "deleting old deliveries".into())?;
+        let n = tx
             .execute(
-                &format!(
-                    "DELETE FROM deliveries WHERE started_at < ?1 AND status != 'running' AND {}",
-                    super::alerts::not_last_seq("deliveries")
-                ),
+                "DELETE FROM deliveries WHERE started_at < ?1 AND status != 'running'",
                 [before],
             )
             .context(|| "deleting old deliveries".into())?;
+        tx.commit().context(|| "deleting old deliveries".into())?;
         Ok(n as u64)
     }
 }
