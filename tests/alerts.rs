@@ -674,7 +674,9 @@ when = { job_missed = "nightly" }
 notify = ["log"]
 "#,
     );
-    p.load_orders_table();
+    // One loaded file, so the metric SQL of the healthy job has a table to read.
+    p.write("seed.csv", GOOD);
+    p.load("seed.csv", "orders", &[]).expect_code(0);
     let daemon = Daemon::start(&p);
     wait_until("the job alert", Duration::from_secs(20), || {
         alert(&alerts_json(&p), "jobs_failing")["state"] == "firing"
@@ -724,18 +726,6 @@ notify = ["log"]
         || notices("resolved") == 1,
     );
     assert_eq!(notices("firing"), 1);
-}
-
-trait OrdersTable {
-    fn load_orders_table(&self);
-}
-
-impl OrdersTable for TestProject {
-    /// One loaded file, so the metric SQL of the healthy job has a table to read.
-    fn load_orders_table(&self) {
-        self.write("seed.csv", GOOD);
-        self.load("seed.csv", "orders", &[]).expect_code(0);
-    }
 }
 
 #[test]

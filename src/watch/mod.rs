@@ -127,7 +127,9 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
         std::fs::create_dir_all(&p.source.path)
             .map_err(|e| Error::io(format!("creating {}", p.source.path.display()), e))?;
     }
-    let (tx, rx) = mpsc::channel::<(PathBuf, bool)>();
+    // One channel for what the folders and the workers say, so the loop wakes as soon as
+    // either has news (a worker that waited for the loop's next timeout would sit idle).
+    let (tx, rx) = mpsc::channel::<Message>();
     let mut watchers = Vec::new();
     let mut rescan_every = RESCAN_WITH_EVENTS;
     for p in project.pipelines.values() {
@@ -149,7 +151,7 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                             || matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_))
                         {
                             for path in event.paths {
-                                let _ = tx.send((path, complete));
+                                let _ = tx.send(Message::File { path, complete });
                             }
                         }
                     })
@@ -174,16 +176,16 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
     // (file, pipeline, whether a transient failure of this attempt would be retried)
     let (job_tx, job_rx) = mpsc::channel::<(PathBuf, String, bool)>();
     let job_rx = std::sync::Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(PathBuf, Outcome)>();
     let mut forks = Vec::with_capacity(workers);
     for _ in 0..workers {
         forks.push(loader.fork()?);
     }
     std::thread::scope(|scope| -> Result<()> {
+        let mut worker_threads = Vec::with_capacity(workers);
         for worker in forks {
-            let done_tx = done_tx.clone();
+            let done_tx = tx.clone();
             let job_rx = &job_rx;
-            scope.spawn(move || {
+            worker_threads.push(scope.spawn(move || {
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -196,11 +198,12 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                         Some(pipeline) => worker.load_attempt(pipeline, &path, retries_left),
                         None => Err(Error::Internal(format!("pipeline {name} vanished"))),
                     };
-                    if done_tx.send((path, result)).is_err() {
+                    let result = Box::new(result);
+                    if done_tx.send(Message::Done { path, result }).is_err() {
                         return;
                     }
                 }
-            });
+            }));
         }
         let mut in_flight: HashMap<PathBuf, String> = HashMap::new();
         let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
@@ -234,14 +237,18 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
             };
 
         while !signals::stop_requested() {
-            if let Ok((path, complete)) = rx.recv_timeout(if in_flight.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                Duration::from_millis(5)
-            }) {
-                consider(&mut pending, path, complete);
-                while let Ok((path, complete)) = rx.try_recv() {
-                    consider(&mut pending, path, complete);
+            // The timeout paces the checks of files settling by size and time, and retries.
+            let first = rx.recv_timeout(Duration::from_millis(100)).ok();
+            for message in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
+                match message {
+                    Message::File { path, complete } => consider(&mut pending, path, complete),
+                    Message::Done { path, result } => {
+                        in_flight.remove(&path);
+                        finish(&mut pending, path, *result, &mut on_event, project)?;
+                    }
                 }
             }
             if Instant::now() >= next_scan {
@@ -330,10 +337,6 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                     return Err(Error::Internal("the load workers stopped".into()));
                 }
             }
-            while let Ok((path, result)) = done_rx.try_recv() {
-                in_flight.remove(&path);
-                finish(&mut pending, path, result, &mut on_event, project)?;
-            }
         }
         // Stopping: no new files; the deliveries in flight finish within the grace period,
         // after which they are cancelled (rolled back) and load again at the next start.
@@ -363,13 +366,22 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
                 loader.cancel_in_flight();
                 cancelled = true;
             }
-            match done_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok((path, result)) => {
+            // A worker that died (a bug) never reports: once every worker has ended, what is
+            // still to come is already in the channel.
+            let ended = worker_threads.iter().all(|t| t.is_finished());
+            let message = if ended {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(Duration::from_millis(50)).ok()
+            };
+            match message {
+                Some(Message::Done { path, result }) => {
                     in_flight.remove(&path);
-                    finish(&mut pending, path, result, &mut on_event, project)?;
+                    finish(&mut pending, path, *result, &mut on_event, project)?;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Some(Message::File { .. }) => {}
+                None if ended => break,
+                None => {}
             }
         }
         Ok(())
@@ -380,6 +392,14 @@ pub fn run(project: &Project, mut on_event: impl FnMut(Event<'_>)) -> Result<()>
 }
 
 type Outcome = Result<DeliveryReport>;
+
+/// What the watch loop hears.
+enum Message {
+    /// A filesystem event: `complete` when the file was closed after writing or renamed in.
+    File { path: PathBuf, complete: bool },
+    /// A worker finished a delivery.
+    Done { path: PathBuf, result: Box<Outcome> },
+}
 
 fn is_cancelled(result: &Outcome) -> bool {
     match result {
