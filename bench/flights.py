@@ -32,8 +32,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
+
+from machine import cpu_model, git_describe, mem_total, repo_root, tail, versions
+
+# The Python packages whose versions the report names.
+PACKAGES = ("duckdb", "polars", "pandas", "pyarrow")
 
 # Reference numbers for flights.csv; flights_x10.csv is ten copies, so ten times each.
 SINGLE_ROWS = 336_776
@@ -147,14 +151,6 @@ class Result:
         return max(r.rss_kib for r in self.runs) * 1024 / MIB
 
 
-def repo_root() -> Path:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        return Path(out)
-    except (OSError, subprocess.CalledProcessError):
-        return here.parent
 
 
 def parse_args() -> argparse.Namespace:
@@ -183,43 +179,12 @@ def parse_args() -> argparse.Namespace:
 # Reporting helpers
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def mem_total() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / MIB:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
 
 
-def versions() -> str:
-    # importlib.metadata reads package metadata without importing the packages (keeps RSS low).
-    parts = [f"python {platform.python_version()}"]
-    for pkg in ("duckdb", "polars", "pandas", "pyarrow"):
-        try:
-            parts.append(f"{pkg} {metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{pkg} missing")
-    return ", ".join(parts)
 
 
-def git_describe(root: Path) -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(no git commit)"
 
 
 def print_header(args: argparse.Namespace) -> None:
@@ -230,17 +195,11 @@ def print_header(args: argparse.Namespace) -> None:
     print(f"reproduce: bash bench/flights.sh {' '.join(flags)}".rstrip())
     print(f"machine:   nproc {len(os.sched_getaffinity(0))}, CPU {cpu_model()}, "
           f"RAM {mem_total()}, {platform.system()} {platform.release()}")
-    print(f"software:  caudal {git_describe(repo_root())} ({args.caudal}), {versions()}")
+    print(f"software:  caudal {git_describe(repo_root())} ({args.caudal}), {versions(PACKAGES)}")
     print(f"data:      {args.data}; {args.reps} repetition(s) per measurement, median wall, max RSS")
     print(flush=True)
 
 
-def tail(path: Path, n: int = 20) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join("    | " + line for line in lines[-n:])
 
 
 # --------------------------------------------------------------------------------------------

@@ -57,8 +57,13 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
+
+from flights import CONTRACT_TOML  # the same contract
+from machine import cpu_model, git_describe, mem_total, repo_root, tail, versions
+
+# The Python packages whose versions the report names.
+PACKAGES = ("duckdb", "pyarrow")
 
 LAKE_ROWS = 3_367_760  # flights_x10.csv
 BAR_WALL_VS_DUCKDB = 1.5  # caudal wall <= 1.5 x DuckDB wall
@@ -114,33 +119,6 @@ load = [
 ]
 '''
 
-# Same contract as flights.py.
-CONTRACT_TOML = '''\
-[columns]
-year           = { type = "int64", required = true }
-month          = { type = "int64", required = true, min = 1, max = 12 }
-day            = { type = "int64", required = true, min = 1, max = 31 }
-dep_time       = { type = "int64" }
-sched_dep_time = { type = "int64" }
-dep_delay      = { type = "int64" }
-arr_time       = { type = "int64" }
-sched_arr_time = { type = "int64" }
-arr_delay      = { type = "int64" }
-carrier        = { type = "string", required = true, pattern = "^[A-Z0-9]{2}$" }
-flight         = { type = "int64", required = true }
-tailnum        = { type = "string" }
-origin         = { type = "string", required = true }
-dest           = { type = "string", required = true }
-air_time       = { type = "int64" }
-distance       = { type = "int64", required = true, min = 1 }
-hour           = { type = "int64" }
-minute         = { type = "int64" }
-time_hour      = { type = "timestamp", required = true }
-
-[table]
-min_rows = 1
-extra_columns = "error"
-'''
 
 
 def jobs_toml() -> str:
@@ -239,14 +217,6 @@ class Result:
         return statistics.median(r.wall for r in self.runs)
 
 
-def repo_root() -> Path:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        return Path(out)
-    except (OSError, subprocess.CalledProcessError):
-        return here.parent
 
 
 def parse_args() -> argparse.Namespace:
@@ -273,42 +243,12 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
-def mem_total() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / (1024 * 1024):.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
 
 
-def versions() -> str:
-    parts = [f"python {platform.python_version()}"]
-    for pkg in ("duckdb", "pyarrow"):
-        try:
-            parts.append(f"{pkg} {metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{pkg} missing")
-    return ", ".join(parts)
 
 
-def git_describe(root: Path) -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(no git commit)"
 
 
 def caudal_version(caudal: Path) -> str:
@@ -337,7 +277,7 @@ def print_header(args: argparse.Namespace) -> None:
           f"RAM {mem_total()}, {platform.system()} {platform.release()}")
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(args.caudal.stat().st_mtime))
     print(f"software:  {caudal_version(args.caudal)} ({args.caudal}, built {built}), repo at "
-          f"{git_describe(repo_root())}, {versions()}")
+          f"{git_describe(repo_root())}, {versions(PACKAGES)}")
     try:
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
@@ -349,12 +289,6 @@ def print_header(args: argparse.Namespace) -> None:
     print(flush=True)
 
 
-def tail(path: Path, n: int = 20) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "    (no output)"
-    return "\n".join("    | " + line for line in lines[-n:])
 
 
 def busy_jiffies() -> int | None:
