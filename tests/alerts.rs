@@ -625,7 +625,8 @@ notify = ["log"]
             .count();
         assert_eq!((firing, resolved), (1, 1), "{a}:\n{text}");
     }
-    // The log channel is caudal's own log.
+    // The log channel is caudal's own log, in plain text when it goes to a file.
+    assert!(!log(&p).contains('\x1b'), "colour codes in a log file");
     assert!(
         log(&p).contains("more than 20% of the rows of pipeline orders rejected in 8s"),
         "{}",
