@@ -796,6 +796,7 @@ notify = ["relay"]
         "is not an http(s) URL",
         "credentials in the SMTP URL",
         "watches pipeline `ordrs`, which is not declared",
+        "did you mean `orders`?",
         "notifies `teem`, which is not a declared channel",
         "is not a percentage: \"5 percent\"",
         "has 2 conditions",

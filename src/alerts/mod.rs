@@ -167,25 +167,18 @@ fn deliver(
     stop: &(impl Fn() -> bool + Sync),
 ) {
     let sender = send::Sender::new(channel);
-    let mut ledger = None;
+    let mut ledger: Option<Ledger> = None;
     let mut seen = 0;
     while !stop() {
-        let mut wait = TICK;
-        let opened = match ledger.take() {
-            Some(l) => Ok(l),
-            None => Ledger::open_reader(&project.state_dir),
-        };
-        match opened {
-            Ok(l) => {
-                if let Some(due_in) = deliver_next(&l, channel, &sender, runtime) {
-                    wait = due_in.min(TICK);
-                }
-                ledger = Some(l);
-            }
-            Err(e) => {
-                tracing::warn!(channel = %channel.name, error = %e, "cannot read the alert outbox")
-            }
+        if ledger.is_none() {
+            ledger = Ledger::open_reader(&project.state_dir)
+                .inspect_err(|e| tracing::warn!(channel = %channel.name, error = %e, "cannot read the alert outbox"))
+                .ok();
         }
+        let wait = ledger
+            .as_ref()
+            .and_then(|l| deliver_next(l, channel, &sender, runtime))
+            .map_or(TICK, |due_in| due_in.min(TICK));
         if wait.is_zero() {
             continue;
         }
@@ -207,7 +200,7 @@ fn deliver_next(
             return None;
         }
     };
-    let now = rules::rfc3339(Utc::now());
+    let now = crate::ledger::stamp(Utc::now());
     if next.next_attempt_at > now {
         let due = chrono::DateTime::parse_from_rfc3339(&next.next_attempt_at).ok()?;
         return Some(
@@ -228,7 +221,7 @@ fn deliver_next(
         Err(error) => {
             let attempts = next.attempts + 1;
             let retry_at = (attempts < MAX_ATTEMPTS).then(|| {
-                rules::rfc3339(
+                crate::ledger::stamp(
                     Utc::now() + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default(),
                 )
             });
@@ -269,7 +262,7 @@ pub fn statuses(project: &Project, ledger: &Ledger) -> Result<Vec<AlertStatus>> 
     for alert in project.alerts.values() {
         let state = states
             .get(&alert.name)
-            .filter(|s| s.rule == format!("{:?}", alert.rule));
+            .filter(|s| s.rule == rules::fingerprint(&alert.rule));
         out.push(AlertStatus {
             name: alert.name.clone(),
             rule: RuleText(&alert.rule).to_string(),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Alert, JobOutcome, Project, Rule, Subject};
 use crate::error::Result;
 use crate::ledger::alerts::{self as store, FinishedDelivery, FinishedRun};
-use crate::ledger::{AlertState, RunStatus, Status};
+use crate::ledger::{AlertState, RunStatus, Status, stamp};
 
 /// What is wrong with one pipeline or job while an alert fires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -69,8 +69,10 @@ struct Memory {
     watching_since: String,
 }
 
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// What identifies a rule in the stored state: a state saved under another rule is not this
+/// rule's.
+pub fn fingerprint(rule: &Rule) -> String {
+    format!("{rule:?}")
 }
 
 /// A duration as people write it: 2h, 90s, 1h30m, 500ms.
@@ -294,8 +296,8 @@ pub fn evaluate(
     previous: Option<AlertState>,
     now: DateTime<Utc>,
 ) -> Result<Evaluated> {
-    let rule_text = format!("{:?}", alert.rule);
-    let at = rfc3339(now);
+    let rule_text = fingerprint(&alert.rule);
+    let at = stamp(now);
     let text = RuleText(&alert.rule).to_string();
     let mut notices = Vec::new();
     let restored = previous
@@ -575,7 +577,7 @@ fn conditions(
     let mut out = Vec::new();
     let ago = |d: Duration| {
         let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-        rfc3339(
+        stamp(
             now.checked_sub_signed(d)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         )

@@ -1,6 +1,8 @@
 //! Sending one notice through one channel. A failure comes back as a message for the outbox
 //! and `/health`; it never names the URL, whose path is often the secret (Slack, Teams).
 
+use std::time::Duration;
+
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
@@ -10,14 +12,22 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use super::notice::Payload;
 use crate::config::{Channel, ChannelKind, Smtp, SmtpSecurity};
 
-pub struct Sender {
-    channel: Channel,
-    transport: Transport,
-}
-
-enum Transport {
-    Http(reqwest::Client),
-    Mail(Box<AsyncSmtpTransport<Tokio1Executor>>),
+/// One channel, ready to send: each kind with what it needs.
+pub enum Sender {
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    Slack {
+        client: reqwest::Client,
+        url: String,
+    },
+    Email {
+        mailer: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        smtp: Smtp,
+        timeout: Duration,
+    },
     Log,
     /// Could not be set up: every send fails with this, so the channel shows as failing.
     Broken(String),
@@ -25,29 +35,41 @@ enum Transport {
 
 impl Sender {
     pub fn new(channel: &Channel) -> Sender {
-        let transport = match &channel.kind {
-            ChannelKind::Webhook { .. } | ChannelKind::Slack { .. } => reqwest::Client::builder()
+        let http = || {
+            reqwest::Client::builder()
                 .timeout(channel.timeout)
                 .user_agent(concat!("caudal/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_or_else(
-                    |e| Transport::Broken(format!("cannot set up HTTP: {e}")),
-                    Transport::Http,
-                ),
-            ChannelKind::Email(smtp) => mailer(smtp, channel)
-                .map_or_else(Transport::Broken, |m| Transport::Mail(Box::new(m))),
-            ChannelKind::Log => Transport::Log,
+                .map_err(|e| format!("cannot set up HTTP: {e}"))
         };
-        Sender {
-            channel: channel.clone(),
-            transport,
-        }
+        let built = match &channel.kind {
+            ChannelKind::Webhook { url, headers } => http().map(|client| Sender::Webhook {
+                client,
+                url: url.clone(),
+                headers: headers.clone(),
+            }),
+            ChannelKind::Slack { url } => http().map(|client| Sender::Slack {
+                client,
+                url: url.clone(),
+            }),
+            ChannelKind::Email(smtp) => mailer(smtp, channel).map(|m| Sender::Email {
+                mailer: Box::new(m),
+                smtp: smtp.clone(),
+                timeout: channel.timeout,
+            }),
+            ChannelKind::Log => Ok(Sender::Log),
+        };
+        built.unwrap_or_else(Sender::Broken)
     }
 
     pub async fn send(&self, payload: &Payload) -> Result<(), String> {
-        match (&self.channel.kind, &self.transport) {
-            (_, Transport::Broken(e)) => Err(e.clone()),
-            (ChannelKind::Webhook { url, headers }, Transport::Http(client)) => {
+        match self {
+            Sender::Broken(e) => Err(e.clone()),
+            Sender::Webhook {
+                client,
+                url,
+                headers,
+            } => {
                 let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
                 let mut request = client
                     .post(url)
@@ -57,7 +79,7 @@ impl Sender {
                 }
                 check(request.body(body).send().await, url).await
             }
-            (ChannelKind::Slack { url }, Transport::Http(client)) => {
+            Sender::Slack { client, url } => {
                 let body = serde_json::to_vec(&payload.slack()).map_err(|e| e.to_string())?;
                 let request = client
                     .post(url)
@@ -65,10 +87,14 @@ impl Sender {
                     .body(body);
                 check(request.send().await, url).await
             }
-            (ChannelKind::Email(smtp), Transport::Mail(mailer)) => {
+            Sender::Email {
+                mailer,
+                smtp,
+                timeout,
+            } => {
                 let message = email(smtp, payload)?;
                 // The transport's timeout is per command; this bounds the whole conversation.
-                let limit = self.channel.timeout.saturating_mul(3);
+                let limit = timeout.saturating_mul(3);
                 let sent = tokio::time::timeout(limit, mailer.send(message))
                     .await
                     .map_err(|_| {
@@ -87,7 +113,7 @@ impl Sender {
                     text
                 })
             }
-            (ChannelKind::Log, Transport::Log) => {
+            Sender::Log => {
                 tracing::warn!(
                     target: "caudal::alerts",
                     alert = %payload.alert,
@@ -98,7 +124,6 @@ impl Sender {
                 );
                 Ok(())
             }
-            _ => Err("the channel's transport does not match its kind".into()),
         }
     }
 }

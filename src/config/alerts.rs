@@ -368,7 +368,7 @@ pub(super) fn alert(
                         "alert `{}` notifies `{}`, which is not a declared channel",
                         name.value, c.value
                     ),
-                    known("channels", channels.iter(), "[channels.NAME]"),
+                    known(&c.value, "channels", channels.iter(), "[channels.NAME]"),
                 );
             }
         }
@@ -388,12 +388,21 @@ pub(super) fn alert(
     })
 }
 
-fn known<'k>(what: &str, names: impl Iterator<Item = &'k String>, declare: &str) -> String {
+/// The hint for a name that is not declared: the close one, or the ones there are.
+fn known<'k>(
+    given: &str,
+    what: &str,
+    names: impl Iterator<Item = &'k String>,
+    declare: &str,
+) -> String {
     let names: Vec<&str> = names.map(String::as_str).collect();
     if names.is_empty() {
-        format!("no {what} are declared; declare one with {declare}")
-    } else {
-        format!("declared {what}: {}", names.join(", "))
+        return format!("no {what} are declared; declare one with {declare}");
+    }
+    let listed = format!("declared {what}: {}", names.join(", "));
+    match super::diagnostics::suggest(given, names.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`? {listed}"),
+        None => listed,
     }
 }
 
@@ -447,7 +456,7 @@ fn rule(
                         "alert `{}` watches pipeline `{}`, which is not declared",
                         alert.value, s.value
                     ),
-                    known("pipelines", pipelines.keys(), "[pipelines.NAME]")
+                    known(&s.value, "pipelines", pipelines.keys(), "[pipelines.NAME]")
                         + "; \"*\" means every pipeline",
                 );
                 None
@@ -520,7 +529,8 @@ fn rule(
                             "alert `{}` watches job `{}`, which is not declared",
                             alert.value, s.value
                         ),
-                        known("jobs", jobs.keys(), "[jobs.NAME]") + "; \"*\" means every job",
+                        known(&s.value, "jobs", jobs.keys(), "[jobs.NAME]")
+                            + "; \"*\" means every job",
                     );
                     None
                 }

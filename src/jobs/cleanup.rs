@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Destination, Project, Retention};
 use crate::error::{Context, Error, Result};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, stamp};
 use crate::sink::open_connection;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,10 +28,6 @@ fn cutoff(age: Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
         .checked_sub_signed(age)
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-}
-
-fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub fn run(project: &Project, ledger: &Ledger, retain: &Retention) -> Result<CleanupReport> {

@@ -290,12 +290,12 @@ fn store(
     conn.execute_batch(SCHEMA)
         .context(|| format!("creating {METRICS_TABLE}"))?;
     let now = chrono::Utc::now();
-    let computed_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let computed_at = crate::ledger::stamp(now);
     let expires_at = metric.ttl.and_then(|ttl| {
         chrono::Duration::from_std(ttl)
             .ok()
             .and_then(|d| now.checked_add_signed(d))
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .map(crate::ledger::stamp)
     });
     let start = period.map(|p| period_text(p.start));
     let end = period.map(|p| period_text(p.end));

@@ -312,8 +312,14 @@ impl Ledger {
     }
 }
 
+/// The time format of every ledger column (and of the warehouse's `calculated_metrics`):
+/// RFC 3339 in UTC with milliseconds, so comparing the text compares the times.
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    stamp(chrono::Utc::now())
 }
 
 /// The load id of a delivery: derived from the pipeline and the content, so the same content

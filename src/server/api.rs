@@ -531,10 +531,7 @@ async fn list_deliveries(
             .since
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| {
-                t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            });
+            .map(|t| crate::ledger::stamp(t.with_timezone(&chrono::Utc)));
         let items: Vec<DeliveryRecord> = ledger
             .deliveries_page(&DeliveryFilter {
                 pipeline: params.pipeline.as_deref(),
