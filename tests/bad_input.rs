@@ -91,6 +91,12 @@ fn assert_nothing_loaded(p: &TestProject) {
     );
     let all = p.parquet_files("lake");
     assert!(all.is_empty(), "parquet files in the lake: {all:?}");
+    // The encoders create a table's folders as they start its files; an aborted delivery
+    // removes the ones it created.
+    assert!(
+        !p.path().join("lake/orders").exists(),
+        "the refused delivery left its table folder lake/orders behind"
+    );
 }
 
 /// The usual assertions for a file that must be refused as invalid data.

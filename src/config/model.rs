@@ -7,6 +7,11 @@ use toml::de::DeTable;
 
 use super::diagnostics::{ConfigError, ConfigErrors, Document};
 use super::reader::{At, TableReader, ValueReader};
+
+/// Rows per decoded batch. Small enough that the first batch reaches the sinks soon and the
+/// stages overlap for most of a file (on flights.csv, 16,384 loads faster than 65,536 and peaks
+/// at 145 MB instead of 190 MB), large enough that per-batch costs stay negligible.
+const DEFAULT_BATCH_ROWS: usize = 16_384;
 use crate::contract::{Contract, compile_contract};
 
 #[derive(Debug, Clone)]
@@ -559,9 +564,9 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         Some(_) => {
             t.doc
                 .error(&t.span, "batch_rows must be between 1 and 1000000");
-            65_536
+            DEFAULT_BATCH_ROWS
         }
-        None => 65_536,
+        None => DEFAULT_BATCH_ROWS,
     };
     t.finish();
     kind?;

@@ -644,9 +644,7 @@ fn execute(
             refused,
         });
     }
-    for writer in prepared {
-        writer.commit()?;
-    }
+    commit_all(prepared)?;
     let rows_rejected = stats.rows_rejected;
     Ok(Run {
         rows_read: stats.rows_read,
@@ -655,6 +653,25 @@ fn execute(
         violations: stats.violations,
         refused: None,
     })
+}
+
+/// Commit every destination at once: each commit is idempotent on its own (markers, manifests),
+/// so their order does not matter, and the lake's renames overlap SQLite's WAL write.
+fn commit_all(prepared: Vec<Box<dyn DeliveryWriter>>) -> Result<()> {
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = prepared
+            .into_iter()
+            .map(|writer| scope.spawn(move || writer.commit()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a sink commit panicked".into())))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 fn abort_all(threads: Vec<(String, SinkThread)>) {

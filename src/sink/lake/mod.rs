@@ -1,7 +1,7 @@
 //! The Parquet lake: Hive partitions `<table>/<column>=<value>/part-<load id>-<n>.parquet`.
 //!
 //! Commit protocol (all under `<lake>/_caudal/`):
-//! 1. write files under `staging/<load id>/<table>/…` and fsync them;
+//! 1. write files under `staging/<load id>/<n>.parquet` and fsync them;
 //! 2. write `loads/<table>/<load id>.json` (the manifest) by temp file + fsync + rename: this
 //!    rename is the commit point;
 //! 3. rename the staged files into place, then remove the staging folder.
@@ -19,18 +19,17 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::kernels::partition::partition;
 use datafusion::arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+mod encoders;
+
 use super::{DeliveryWriter, LoadContext, SinkInput, text};
 use crate::config::{LoadSpec, WriteMode};
 use crate::error::{Context, Error, Result};
+use encoders::{Encoders, FileId, Places};
 
-/// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
-/// group: keeps memory flat however many partitions a file spreads over.
-const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
 /// Partition files open at once per table (each holds ~2.5 MB of encoder state on flights). Rows usually arrive grouped by their partition
 /// (sorted exports, daily files), so a few open writers give one file per partition; a
 /// partition that comes back after its writer was closed gets a further file (`-1`, `-2`, …),
@@ -52,6 +51,10 @@ struct Manifest {
 #[derive(Serialize, Deserialize)]
 struct ManifestFile {
     path: String,
+    /// The file's name in the staging folder. Manifests written before staging was flat have
+    /// none: their files were staged under `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    staged: Option<String>,
     rows: u64,
 }
 
@@ -105,31 +108,22 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .context(|| format!("syncing folder {}", dir.display()))
 }
 
-struct PartitionFile {
-    relative: String,
-    writer: ArrowWriter<File>,
+/// A partition file open in one of the encoders.
+struct OpenFile {
+    id: FileId,
+    encoder: usize,
     rows: u64,
     last_used: u64,
 }
 
-impl PartitionFile {
-    fn close(self) -> Result<ManifestFile> {
-        self.writer
-            .into_inner()
-            .context(|| format!("finishing {}", self.relative))?;
-        Ok(ManifestFile {
-            path: self.relative,
-            rows: self.rows,
-        })
-    }
-}
-
 struct TableWriter {
+    /// Position among the delivery's tables, by which encoders hand finished files back.
+    index: usize,
     spec: LoadSpec,
     /// Output table folder name (`flights` or `flights_rejects`).
     table: String,
     partition_by: Option<String>,
-    files: HashMap<String, PartitionFile>,
+    files: HashMap<String, OpenFile>,
     /// Files already closed (evicted or finished), waiting for the manifest.
     closed: Vec<ManifestFile>,
     /// How many files each partition folder has had in this delivery.
@@ -141,7 +135,7 @@ struct TableWriter {
 pub struct LakeWriter {
     lake: PathBuf,
     ctx: LoadContext,
-    props: WriterProperties,
+    encoders: Encoders,
     tables: Vec<TableWriter>,
     rejects: Vec<TableWriter>,
     prepared: Vec<PathBuf>,
@@ -170,27 +164,40 @@ impl LakeWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .build();
-        let table = |spec: &LoadSpec, name: String, partition_by: Option<String>| TableWriter {
-            spec: spec.clone(),
-            table: name,
-            partition_by,
-            files: HashMap::new(),
-            closed: Vec::new(),
-            file_counts: HashMap::new(),
-            tick: 0,
-            file_schema: None,
+        fs::create_dir_all(&staging).context(|| format!("creating {}", staging.display()))?;
+        let encoders = Encoders::start(
+            &Places {
+                staging: staging.clone(),
+                lake: lake.to_path_buf(),
+            },
+            &props,
+        )?;
+        let table = |index: usize, spec: &LoadSpec, name: String, partition_by: Option<String>| {
+            TableWriter {
+                index,
+                spec: spec.clone(),
+                table: name,
+                partition_by,
+                files: HashMap::new(),
+                closed: Vec::new(),
+                file_counts: HashMap::new(),
+                tick: 0,
+                file_schema: None,
+            }
         };
         Ok(Some(LakeWriter {
             lake: lake.to_path_buf(),
             ctx: ctx.clone(),
-            props,
+            encoders,
             tables: loads
                 .iter()
-                .map(|l| table(l, l.table.clone(), l.partition_by.clone()))
+                .enumerate()
+                .map(|(i, l)| table(i, l, l.table.clone(), l.partition_by.clone()))
                 .collect(),
             rejects: loads
                 .iter()
-                .map(|l| table(l, format!("{}_rejects", l.table), None))
+                .enumerate()
+                .map(|(i, l)| table(loads.len() + i, l, format!("{}_rejects", l.table), None))
                 .collect(),
             prepared: Vec::new(),
         }))
@@ -244,15 +251,14 @@ impl TableWriter {
     fn write(
         &mut self,
         batch: &RecordBatch,
-        staging: &Path,
+        encoders: &mut Encoders,
         ctx: &LoadContext,
-        props: &WriterProperties,
     ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let Some(column) = self.partition_by.clone() else {
-            return self.append(String::new(), batch.clone(), staging, ctx, props);
+            return self.append(String::new(), batch.clone(), encoders, ctx);
         };
         let Some(index) = batch.schema().index_of(&column).ok() else {
             return Err(Error::usage(format!(
@@ -295,9 +301,8 @@ impl TableWriter {
             self.append(
                 dir,
                 data.slice(range.start, range.end - range.start),
-                staging,
+                encoders,
                 ctx,
-                props,
             )?;
         }
         Ok(())
@@ -307,9 +312,8 @@ impl TableWriter {
         &mut self,
         dir: String,
         batch: RecordBatch,
-        staging: &Path,
+        encoders: &mut Encoders,
         ctx: &LoadContext,
-        props: &WriterProperties,
     ) -> Result<()> {
         if let Some(schema) = &self.file_schema {
             if schema.fields() != batch.schema().fields() {
@@ -330,7 +334,7 @@ impl TableWriter {
                     .min_by_key(|(_, f)| f.last_used)
                     .map(|(k, _)| k.clone());
                 if let Some(f) = oldest.and_then(|k| self.files.remove(&k)) {
-                    self.closed.push(f.close()?);
+                    encoders.close(f.encoder, f.id, self.index, f.rows)?;
                 }
             }
             let n = self.file_counts.entry(dir.clone()).or_insert(0);
@@ -341,18 +345,12 @@ impl TableWriter {
             } else {
                 format!("{}/{dir}/{name}", self.table)
             };
-            let path = staging.join(&relative);
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
-            }
-            let file = File::create(&path).context(|| format!("creating {}", path.display()))?;
-            let writer = ArrowWriter::try_new(file, batch.schema(), Some(props.clone()))
-                .context(|| format!("starting {}", path.display()))?;
+            let (id, encoder) = encoders.open(relative, batch.schema())?;
             self.files.insert(
                 dir.clone(),
-                PartitionFile {
-                    relative,
-                    writer,
+                OpenFile {
+                    id,
+                    encoder,
                     rows: 0,
                     last_used: 0,
                 },
@@ -363,35 +361,13 @@ impl TableWriter {
         };
         file.rows += batch.num_rows() as u64;
         file.last_used = self.tick;
-        file.writer
-            .write(&batch)
-            .context(|| format!("writing {}", file.relative))
+        encoders.write(file.encoder, file.id, batch)
     }
 
-    fn buffered(&self) -> usize {
-        self.files
-            .values()
-            .map(|f| f.writer.in_progress_size())
-            .sum()
-    }
-
-    fn flush_largest(&mut self) -> Result<()> {
-        if let Some(f) = self
-            .files
-            .values_mut()
-            .max_by_key(|f| f.writer.in_progress_size())
-        {
-            f.writer
-                .flush()
-                .context(|| format!("flushing {}", f.relative))?;
-        }
-        Ok(())
-    }
-
-    /// Finish every open file (their footers written, not yet synced).
-    fn close_files(&mut self) -> Result<()> {
+    /// Ask the encoders to finish every open file (footers written, not yet synced).
+    fn close_files(&mut self, encoders: &mut Encoders) -> Result<()> {
         for (_, f) in self.files.drain() {
-            self.closed.push(f.close()?);
+            encoders.close(f.encoder, f.id, self.index, f.rows)?;
         }
         Ok(())
     }
@@ -446,12 +422,9 @@ fn publish(lake: &Path, manifest_file: &Path) -> Result<()> {
     let mut moved = false;
     for f in &manifest.files {
         let target = lake.join(&f.path);
-        let staged = staging.join(&f.path);
+        let staged = staging.join(f.staged.as_deref().unwrap_or(&f.path));
         if staged.exists() {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
-            }
-            fs::rename(&staged, &target).context(|| format!("moving {} into place", f.path))?;
+            move_into_place(&staged, &target, &f.path)?;
             moved = true;
         } else if !target.exists() {
             return Err(Error::Internal(format!(
@@ -469,6 +442,21 @@ fn publish(lake: &Path, manifest_file: &Path) -> Result<()> {
         remove_parquet_except(&lake.join(&manifest.table), &keep)?;
     }
     Ok(())
+}
+
+/// Rename a staged file to its place in the table. Its partition folder normally exists already
+/// (the encoder made it); it is made here when it does not, e.g. when an aborted delivery
+/// removed the empty folder in the meantime or when recovery publishes an older load.
+fn move_into_place(staged: &Path, target: &Path, name: &str) -> Result<()> {
+    match fs::rename(staged, target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && staged.exists() => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).context(|| format!("creating {}", parent.display()))?;
+            }
+            fs::rename(staged, target).context(|| format!("moving {name} into place"))
+        }
+        result => result.context(|| format!("moving {name} into place")),
+    }
 }
 
 fn remove_parquet_except(dir: &Path, keep: &std::collections::HashSet<PathBuf>) -> Result<()> {
@@ -523,48 +511,29 @@ pub fn recover_lake(lake: &Path) -> Result<usize> {
 
 impl DeliveryWriter for LakeWriter {
     fn write(&mut self, input: SinkInput) -> Result<()> {
-        let staging = self.staging();
         let (targets, batch) = match input {
             SinkInput::Rows(b) => (&mut self.tables, b),
             SinkInput::Rejects(b) => (&mut self.rejects, b),
         };
         for t in targets.iter_mut() {
-            t.write(&batch, &staging, &self.ctx, &self.props)?;
-        }
-        let mut total: usize = self
-            .tables
-            .iter()
-            .chain(self.rejects.iter())
-            .map(TableWriter::buffered)
-            .sum();
-        while total > BUFFER_BUDGET {
-            if let Some(t) = self
-                .tables
-                .iter_mut()
-                .chain(self.rejects.iter_mut())
-                .max_by_key(|t| t.buffered())
-            {
-                t.flush_largest()?;
-            }
-            let next: usize = self
-                .tables
-                .iter()
-                .chain(self.rejects.iter())
-                .map(TableWriter::buffered)
-                .sum();
-            if next >= total {
-                break;
-            }
-            total = next;
+            t.write(&batch, &mut self.encoders, &self.ctx)?;
         }
         Ok(())
     }
 
     fn prepare(&mut self) -> Result<()> {
         let staging = self.staging();
-        fs::create_dir_all(&staging).context(|| format!("creating {}", staging.display()))?;
         for t in self.tables.iter_mut().chain(self.rejects.iter_mut()) {
-            t.close_files()?;
+            t.close_files(&mut self.encoders)?;
+        }
+        for (index, file) in self.encoders.finish()? {
+            let table = self
+                .tables
+                .iter_mut()
+                .chain(self.rejects.iter_mut())
+                .find(|t| t.index == index)
+                .ok_or_else(|| Error::Internal(format!("lake file for unknown table {index}")))?;
+            table.closed.push(file);
         }
         sync_tree(&staging)?;
         // Rejects first: a load counts as committed in the lake once its main tables'
@@ -600,13 +569,70 @@ impl DeliveryWriter for LakeWriter {
         Ok(())
     }
 
-    fn abort(self: Box<Self>) {
+    fn abort(mut self: Box<Self>) {
         let staging = self.staging();
+        // Waits for the encoder threads, so none writes into staging after it is removed.
+        self.encoders.abandon();
         drop(self);
         if staging.exists()
             && let Err(e) = fs::remove_dir_all(&staging)
         {
             tracing::warn!(staging = %staging.display(), error = %e, "could not remove staging; it is discarded at the next start");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "flights/dep_date=2013-01-01/part-L1-0.parquet";
+
+    fn commit_manifest(lake: &Path, file: serde_json::Value) {
+        let manifest = manifest_path(lake, "flights", "L1");
+        fs::create_dir_all(manifest.parent().expect("manifest folder")).expect("mkdir");
+        let record = serde_json::json!({
+            "load_id": "L1", "pipeline": "flights", "source": "in.csv", "table": "flights",
+            "replace": false, "files": [file],
+        });
+        fs::write(manifest, record.to_string()).expect("writing the manifest");
+    }
+
+    fn stage(path: &Path) {
+        fs::create_dir_all(path.parent().expect("staged folder")).expect("mkdir");
+        fs::write(path, b"staged bytes").expect("staging");
+    }
+
+    #[test]
+    fn recovery_publishes_a_flat_staged_file_under_its_table_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path();
+        stage(&staging_root(lake).join("L1").join("7.parquet"));
+        commit_manifest(
+            lake,
+            serde_json::json!({ "path": FILE, "staged": "7.parquet", "rows": 3 }),
+        );
+        assert_eq!(recover_lake(lake).expect("recovery"), 1);
+        assert_eq!(
+            fs::read(lake.join(FILE)).expect("published"),
+            b"staged bytes"
+        );
+        assert!(!staging_root(lake).join("L1").exists());
+    }
+
+    /// A load committed by a caudal that staged files under their table paths (manifests
+    /// without `staged`) is still finished after an upgrade.
+    #[test]
+    fn recovery_publishes_a_load_staged_by_the_earlier_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path();
+        stage(&staging_root(lake).join("L1").join(FILE));
+        commit_manifest(lake, serde_json::json!({ "path": FILE, "rows": 3 }));
+        assert_eq!(recover_lake(lake).expect("recovery"), 1);
+        assert_eq!(
+            fs::read(lake.join(FILE)).expect("published"),
+            b"staged bytes"
+        );
+        assert!(!staging_root(lake).join("L1").exists());
     }
 }

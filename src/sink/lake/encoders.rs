@@ -1,0 +1,326 @@
+//! Parquet encoding on several threads. The lake writer decides which partition file each row
+//! goes to; the encoders turn rows into compressed column chunks, which is most of a lake load's
+//! CPU. A file belongs to one encoder for its whole life, so its row groups stay in order, and
+//! files are dealt round-robin: consecutive partitions (the usual shape of sorted input) land on
+//! different threads.
+//!
+//! An encoder also creates the file's partition folder in the table, empty, so that the commit
+//! only renames: creating hundreds of folders is slow on some filesystems (ext4 without a
+//! journal looks for inodes that were not recently freed), and it then happens while rows are
+//! still being encoded instead of after.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+
+use super::ManifestFile;
+use crate::error::{Context, Error, Result};
+
+/// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
+/// group: keeps memory flat however many partitions a file spreads over.
+const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
+/// Jobs queued per encoder: enough to keep it busy while the router sorts the next batch.
+const QUEUE: usize = 16;
+
+/// A staged file, identified within its delivery.
+pub type FileId = u64;
+
+/// A finished file and the index of the table it belongs to.
+pub type Finished = (usize, ManifestFile);
+
+enum Job {
+    Open {
+        id: FileId,
+        relative: String,
+        schema: SchemaRef,
+    },
+    Write {
+        id: FileId,
+        batch: RecordBatch,
+    },
+    Close {
+        id: FileId,
+        table: usize,
+        rows: u64,
+    },
+}
+
+struct Encoder {
+    jobs: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<Result<Vec<Finished>>>>,
+}
+
+/// The encoder threads of one delivery's lake writer.
+pub struct Encoders {
+    encoders: Vec<Encoder>,
+    next_id: FileId,
+    /// Partition folders this delivery created, to remove again (when still empty) if it aborts.
+    folders: Arc<Mutex<Vec<PathBuf>>>,
+}
+
+/// Where an encoder writes: the delivery's staging folder and the lake it publishes into.
+#[derive(Clone)]
+pub struct Places {
+    pub staging: PathBuf,
+    pub lake: PathBuf,
+}
+
+/// Name of a staged file inside the delivery's staging folder. Staging is flat: no folder per
+/// partition to create and remove again.
+pub fn staged_name(id: FileId) -> String {
+    format!("{id}.parquet")
+}
+
+impl Encoders {
+    pub fn start(places: &Places, props: &WriterProperties) -> Result<Self> {
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let budget = BUFFER_BUDGET / count;
+        let folders = Arc::new(Mutex::new(Vec::new()));
+        let mut encoders = Vec::with_capacity(count);
+        for n in 0..count {
+            let (tx, rx) = sync_channel(QUEUE);
+            let places = places.clone();
+            let props = props.clone();
+            let created = folders.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("lake-encoder-{n}"))
+                .spawn(move || encode(rx, &places, props, budget, &created))
+                .map_err(|e| Error::io("starting a lake encoder thread", e))?;
+            encoders.push(Encoder {
+                jobs: Some(tx),
+                thread: Some(thread),
+            });
+        }
+        Ok(Encoders {
+            encoders,
+            next_id: 0,
+            folders,
+        })
+    }
+
+    /// Stop the encoders and remove the partition folders this delivery created, where nothing
+    /// else has been put in them since.
+    pub fn abandon(&mut self) {
+        let _ = self.finish();
+        let folders = match self.folders.lock() {
+            Ok(mut f) => std::mem::take(&mut *f),
+            Err(_) => return,
+        };
+        for folder in folders.iter().rev() {
+            let _ = std::fs::remove_dir(folder);
+        }
+    }
+
+    /// Start a new staged file for the table folder path `relative`; returns its id and the
+    /// encoder that owns it.
+    pub fn open(&mut self, relative: String, schema: SchemaRef) -> Result<(FileId, usize)> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let encoder = (id % self.encoders.len() as u64) as usize;
+        self.send(
+            encoder,
+            Job::Open {
+                id,
+                relative,
+                schema,
+            },
+        )?;
+        Ok((id, encoder))
+    }
+
+    pub fn write(&mut self, encoder: usize, id: FileId, batch: RecordBatch) -> Result<()> {
+        self.send(encoder, Job::Write { id, batch })
+    }
+
+    pub fn close(&mut self, encoder: usize, id: FileId, table: usize, rows: u64) -> Result<()> {
+        self.send(encoder, Job::Close { id, table, rows })
+    }
+
+    fn send(&mut self, encoder: usize, job: Job) -> Result<()> {
+        let sent = self.encoders[encoder]
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped early, which it only does on an error: report that error.
+        match self.encoders[encoder].join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::Internal("a lake encoder stopped early".into())),
+        }
+    }
+
+    /// Wait for every encoder to finish its queue; the files closed so far, or the first error.
+    pub fn finish(&mut self) -> Result<Vec<Finished>> {
+        let mut finished = Vec::new();
+        let mut failure = None;
+        for encoder in &mut self.encoders {
+            encoder.jobs = None;
+        }
+        for encoder in &mut self.encoders {
+            match encoder.join() {
+                Ok(files) => finished.extend(files),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(finished),
+        }
+    }
+}
+
+impl Encoder {
+    fn join(&mut self) -> Result<Vec<Finished>> {
+        self.jobs = None;
+        match self.thread.take() {
+            None => Ok(Vec::new()),
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("a lake encoder panicked".into()))),
+        }
+    }
+}
+
+impl Drop for Encoders {
+    /// Stop the threads before the staging folder can be removed under them.
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+struct Staged {
+    writer: ArrowWriter<File>,
+    relative: String,
+}
+
+/// One encoder thread: runs jobs until the router hangs up. Files still open then belong to an
+/// aborted delivery and are dropped with its staging folder.
+fn encode(
+    jobs: Receiver<Job>,
+    places: &Places,
+    props: WriterProperties,
+    budget: usize,
+    created: &Mutex<Vec<PathBuf>>,
+) -> Result<Vec<Finished>> {
+    let mut open: HashMap<FileId, Staged> = HashMap::new();
+    let mut finished = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Open {
+                id,
+                relative,
+                schema,
+            } => {
+                if let Some(folder) = places.lake.join(&relative).parent() {
+                    create_folder(folder, created)?;
+                }
+                let path: PathBuf = places.staging.join(staged_name(id));
+                let file =
+                    File::create(&path).context(|| format!("creating {}", path.display()))?;
+                let writer = ArrowWriter::try_new(file, schema, Some(props.clone()))
+                    .context(|| format!("starting {relative}"))?;
+                open.insert(id, Staged { writer, relative });
+            }
+            Job::Write { id, batch } => {
+                let Some(staged) = open.get_mut(&id) else {
+                    return Err(Error::Internal(format!("lake file {id} is not open")));
+                };
+                staged
+                    .writer
+                    .write(&batch)
+                    .context(|| format!("writing {}", staged.relative))?;
+                flush_over_budget(&mut open, budget)?;
+            }
+            Job::Close { id, table, rows } => {
+                let Some(staged) = open.remove(&id) else {
+                    return Err(Error::Internal(format!("lake file {id} is not open")));
+                };
+                let file = staged
+                    .writer
+                    .into_inner()
+                    .context(|| format!("finishing {}", staged.relative))?;
+                start_writeback(&file);
+                finished.push((
+                    table,
+                    ManifestFile {
+                        path: staged.relative,
+                        staged: Some(staged_name(id)),
+                        rows,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(finished)
+}
+
+/// Start writing a finished file to disk now, without waiting: the delivery syncs everything
+/// before its commit, and that sync then finds little left to do instead of the whole load.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor, which stays open for the call. Its
+    // result is ignored on purpose: durability comes from the sync before the commit.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File) {}
+
+/// Create a partition folder (and its parents), remembering each one this call created.
+fn create_folder(folder: &Path, created: &Mutex<Vec<PathBuf>>) -> Result<()> {
+    match std::fs::create_dir(folder) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = folder.parent() {
+                create_folder(parent, created)?;
+            }
+            match std::fs::create_dir(folder) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(Error::io(format!("creating {}", folder.display()), e)),
+            }
+        }
+        Err(e) => return Err(Error::io(format!("creating {}", folder.display()), e)),
+    }
+    if let Ok(mut list) = created.lock() {
+        list.push(folder.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Flush the largest files' row groups until the buffered data fits the budget again.
+fn flush_over_budget(open: &mut HashMap<FileId, Staged>, budget: usize) -> Result<()> {
+    let mut total: usize = open.values().map(|s| s.writer.in_progress_size()).sum();
+    while total > budget {
+        let Some(largest) = open
+            .values_mut()
+            .max_by_key(|s| s.writer.in_progress_size())
+        else {
+            break;
+        };
+        let before = largest.writer.in_progress_size();
+        largest
+            .writer
+            .flush()
+            .context(|| format!("flushing {}", largest.relative))?;
+        if before == 0 {
+            break;
+        }
+        total -= before.saturating_sub(largest.writer.in_progress_size());
+    }
+    Ok(())
+}
