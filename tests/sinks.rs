@@ -235,6 +235,60 @@ fn lake_layout_is_hive_partitioned_zstd_named_by_load_id() {
     );
 }
 
+/// Rows in no order over more partitions than the lake keeps files open for: partition files are
+/// closed and started again (`-1`, `-2`, …), dealt to different encoder threads, and every row
+/// still lands once, in its own partition.
+#[test]
+fn rows_in_random_order_over_many_partitions_each_land_once_in_their_partition() {
+    const DAYS: u32 = 20;
+    const ROWS: u32 = 200;
+    let p = TestProject::new(
+        r#"
+[destinations.lake]
+kind = "parquet"
+path = "lake"
+
+[pipelines.orders]
+source = { kind = "folder", path = "incoming", batch_rows = 7 }
+contract = "contract.toml"
+load = [{ into = "lake", table = "orders", partition_by = "day" }]
+"#,
+    );
+    p.write("contract.toml", CONTRACT);
+    let mut csv = String::from("id,name,amount,day\n");
+    // 37 is coprime with 200, so this visits every id once, in scattered order.
+    for id in (0..ROWS).map(|i| (i * 37) % ROWS) {
+        csv.push_str(&format!("{id},n{id},1.0,2026-01-{:02}\n", id % DAYS + 1));
+    }
+    p.write("incoming/a.csv", csv);
+    p.load("incoming/a.csv", "orders", &[]).expect_code(0);
+
+    assert_eq!(p.parquet_rows("lake/orders"), i64::from(ROWS));
+    let mut reopened = 0;
+    for day in 1..=DAYS {
+        let folder = format!("lake/orders/day=2026-01-{day:02}");
+        let mut ids: Vec<u32> = p
+            .parquet_column(&folder, "id")
+            .into_iter()
+            .map(|v| v.and_then(|v| v.parse().ok()).expect("an integer id"))
+            .collect();
+        ids.sort_unstable();
+        let expected: Vec<u32> = (0..ROWS).filter(|id| id % DAYS + 1 == day).collect();
+        assert_eq!(ids, expected, "the ids in {folder}");
+        if p.parquet_files(&folder).len() > 1 {
+            reopened += 1;
+        }
+    }
+    assert!(
+        reopened > 0,
+        "no partition got a second file: the test did not make the lake close and reopen files"
+    );
+    assert!(
+        p.parquet_files("lake/_caudal/staging").is_empty(),
+        "staged files left behind"
+    );
+}
+
 #[test]
 fn a_transform_joins_a_reference_table() {
     let p = TestProject::new(

@@ -281,25 +281,23 @@ fn start_writeback(_file: &File) {}
 
 /// Create a partition folder (and its parents), remembering each one this call created.
 fn create_folder(folder: &Path, created: &Mutex<Vec<PathBuf>>) -> Result<()> {
-    match std::fs::create_dir(folder) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = folder.parent() {
-                create_folder(parent, created)?;
+    let mut result = std::fs::create_dir(folder);
+    if let (Err(e), Some(parent)) = (&result, folder.parent())
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        create_folder(parent, created)?;
+        result = std::fs::create_dir(folder);
+    }
+    match result {
+        Ok(()) => {
+            if let Ok(mut list) = created.lock() {
+                list.push(folder.to_path_buf());
             }
-            match std::fs::create_dir(folder) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-                Err(e) => return Err(Error::io(format!("creating {}", folder.display()), e)),
-            }
+            Ok(())
         }
-        Err(e) => return Err(Error::io(format!("creating {}", folder.display()), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(format!("creating {}", folder.display()), e)),
     }
-    if let Ok(mut list) = created.lock() {
-        list.push(folder.to_path_buf());
-    }
-    Ok(())
 }
 
 /// Flush the largest files' row groups until the buffered data fits the budget again.

@@ -531,7 +531,7 @@ impl DeliveryWriter for LakeWriter {
                 .tables
                 .iter_mut()
                 .chain(self.rejects.iter_mut())
-                .find(|t| t.index == index)
+                .nth(index)
                 .ok_or_else(|| Error::Internal(format!("lake file for unknown table {index}")))?;
             table.closed.push(file);
         }
