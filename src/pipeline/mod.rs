@@ -91,7 +91,7 @@ impl<'p> Loader<'p> {
         let mut keepers = Vec::new();
         for destination in project.destinations.values() {
             if let crate::config::Destination::Sqlite { path } = destination {
-                keepers.push(crate::sink::open_connection(path)?);
+                keepers.push(crate::sink::open_keeper(path)?);
             }
         }
         let loader = Loader {
