@@ -6,6 +6,7 @@
 mod lake;
 mod sqlite;
 mod text;
+mod writeback;
 
 use datafusion::arrow::record_batch::RecordBatch;
 

@@ -23,6 +23,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 
 use super::ManifestFile;
 use crate::error::{Context, Error, Result};
+use crate::sink::writeback::start_writeback;
 
 /// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
 /// group: keeps memory flat however many partitions a file spreads over.
@@ -263,21 +264,6 @@ fn encode(
     }
     Ok(finished)
 }
-
-/// Start writing a finished file to disk now, without waiting: the delivery syncs everything
-/// before its commit, and that sync then finds little left to do instead of the whole load.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range only reads the descriptor, which stays open for the call. Its
-    // result is ignored on purpose: durability comes from the sync before the commit.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File) {}
 
 /// Create a partition folder (and its parents), remembering each one this call created.
 fn create_folder(folder: &Path, created: &Mutex<Vec<PathBuf>>) -> Result<()> {

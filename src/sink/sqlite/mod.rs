@@ -1,17 +1,19 @@
 //! SQLite destination: rows are bound from Arrow arrays into one prepared statement inside one
 //! transaction per delivery; the `_caudal_loads` marker row is written in that same transaction.
 
-use std::collections::HashSet;
+mod insert;
+
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, Schema, TimestampMicrosecondType,
-};
-use rusqlite::{Connection, types::Null};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use rusqlite::Connection;
 
-use super::{DeliveryWriter, LoadContext, SinkInput, text};
+use self::insert::{Column, InsertStatement};
+use super::writeback::start_writeback;
+use super::{DeliveryWriter, LoadContext, SinkInput};
 use crate::config::{LoadSpec, WriteMode};
 use crate::error::{Context, Error, Result};
 
@@ -104,12 +106,17 @@ struct TableTarget {
 
 pub struct SqliteWriter {
     path: PathBuf,
+    /// Prepared INSERTs by their SQL. Declared before `conn` so that they are finalized first.
+    statements: HashMap<String, InsertStatement>,
     conn: Connection,
     ctx: LoadContext,
     tables: Vec<TableTarget>,
     rejects_prepared: HashSet<String>,
     rejected: u64,
     state: TransactionState,
+    /// The write-ahead log, opened once it exists, to start its writeback after each batch:
+    /// the commit's fsync of a bulk load then finds most of it on disk already.
+    wal: Option<std::fs::File>,
 }
 
 /// The write lock is taken at the first batch, not when the delivery starts, so that parallel
@@ -130,6 +137,7 @@ impl SqliteWriter {
         }
         Ok(Some(SqliteWriter {
             path: path.to_path_buf(),
+            statements: HashMap::new(),
             conn,
             ctx: ctx.clone(),
             tables: loads
@@ -143,6 +151,7 @@ impl SqliteWriter {
             rejects_prepared: HashSet::new(),
             rejected: 0,
             state: TransactionState::NotStarted,
+            wal: None,
         }))
     }
 
@@ -232,6 +241,17 @@ impl SqliteWriter {
         Ok(())
     }
 
+    fn start_wal_writeback(&mut self) {
+        if self.wal.is_none() {
+            let mut name = self.path.clone().into_os_string();
+            name.push("-wal");
+            self.wal = std::fs::File::open(name).ok();
+        }
+        if let Some(wal) = &self.wal {
+            start_writeback(wal);
+        }
+    }
+
     /// The INSERT for `rows` rows at once: fewer statement steps is most of SQLite's bulk speed.
     fn insert_sql(table: &str, names: &[String], rows: usize, mode: &WriteMode) -> String {
         let width = names.len();
@@ -266,7 +286,7 @@ impl SqliteWriter {
     }
 
     fn insert(
-        &self,
+        &mut self,
         table: &str,
         batch: &RecordBatch,
         mode: &WriteMode,
@@ -282,144 +302,40 @@ impl SqliteWriter {
             .iter()
             .map(Column::new)
             .collect::<Result<_>>()?;
-        let mut buf = String::with_capacity(32);
+        let extra: Vec<&str> = extra.iter().map(|(_, value)| *value).collect();
         let total = batch.num_rows();
-        let mut row = 0;
-        let full_sql = Self::insert_sql(table, &names, chunk, mode);
-        while row < total {
-            let rows = chunk.min(total - row);
-            let tail_sql;
-            let sql = if rows == chunk {
-                &full_sql
-            } else {
-                tail_sql = Self::insert_sql(table, &names, rows, mode);
-                &tail_sql
-            };
-            let mut stmt = self
-                .conn
-                .prepare_cached(sql)
-                .context(|| format!("preparing the insert into {table}"))?;
-            for r in 0..rows {
-                let base = r * width;
-                for (i, col) in columns.iter().enumerate() {
-                    col.bind(&mut stmt, base + i + 1, row + r, &mut buf)
-                        .context(|| {
-                            format!("binding column {} of {table}", schema.field(i).name())
-                        })?;
-                }
-                for (j, (_, value)) in extra.iter().enumerate() {
-                    stmt.raw_bind_parameter(base + columns.len() + j + 1, value)
-                        .context(|| format!("binding into {table}"))?;
-                }
-            }
-            stmt.raw_execute()
+        let whole = total - total % chunk;
+        if whole > 0 {
+            let sql = Self::insert_sql(table, &names, chunk, mode);
+            self.statement(sql, chunk, width, table)?
+                .execute(&columns, &extra, 0..whole)
                 .context(|| format!("inserting into {table}"))?;
-            row += rows;
+        }
+        if whole < total {
+            let sql = Self::insert_sql(table, &names, total - whole, mode);
+            self.statement(sql, total - whole, width, table)?
+                .execute(&columns, &extra, whole..total)
+                .context(|| format!("inserting into {table}"))?;
         }
         Ok(())
     }
-}
 
-/// An Arrow column viewed for binding without per-cell dynamic casts.
-enum Column<'a> {
-    Int(&'a datafusion::arrow::array::PrimitiveArray<Int64Type>),
-    Float(&'a datafusion::arrow::array::PrimitiveArray<Float64Type>),
-    Bool(&'a datafusion::arrow::array::BooleanArray),
-    Text(&'a datafusion::arrow::array::StringArray),
-    Date(&'a datafusion::arrow::array::PrimitiveArray<Date32Type>),
-    Timestamp(&'a datafusion::arrow::array::PrimitiveArray<TimestampMicrosecondType>),
-    Other(ArrayRef),
-}
-
-impl<'a> Column<'a> {
-    fn new(array: &'a ArrayRef) -> Result<Self> {
-        Ok(match array.data_type() {
-            DataType::Int64 => Column::Int(array.as_primitive()),
-            DataType::Float64 => Column::Float(array.as_primitive()),
-            DataType::Boolean => Column::Bool(array.as_boolean()),
-            DataType::Utf8 => Column::Text(array.as_string()),
-            DataType::Date32 => Column::Date(array.as_primitive()),
-            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, _) => {
-                Column::Timestamp(array.as_primitive())
+    /// The prepared statement for `sql`, prepared at its first use.
+    fn statement(
+        &mut self,
+        sql: String,
+        rows: usize,
+        width: usize,
+        table: &str,
+    ) -> Result<&mut InsertStatement> {
+        Ok(match self.statements.entry(sql) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let prepared = InsertStatement::prepare(&self.conn, e.key(), rows, width)
+                    .context(|| format!("preparing the insert into {table}"))?;
+                e.insert(prepared)
             }
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64 => Column::Other(
-                datafusion::arrow::compute::cast(array, &DataType::Int64)
-                    .context(|| "widening an integer column".into())?,
-            ),
-            DataType::Float16 | DataType::Float32 => Column::Other(
-                datafusion::arrow::compute::cast(array, &DataType::Float64)
-                    .context(|| "widening a float column".into())?,
-            ),
-            DataType::Timestamp(_, tz) => Column::Other(
-                datafusion::arrow::compute::cast(
-                    array,
-                    &DataType::Timestamp(
-                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                        tz.clone(),
-                    ),
-                )
-                .context(|| "normalising a timestamp column".into())?,
-            ),
-            _ => Column::Other(crate::contract::to_text(array)?),
         })
-    }
-
-    fn bind(
-        &self,
-        stmt: &mut rusqlite::CachedStatement<'_>,
-        idx: usize,
-        row: usize,
-        buf: &mut String,
-    ) -> rusqlite::Result<()> {
-        macro_rules! bind {
-            ($arr:expr, $v:expr) => {
-                if $arr.is_null(row) {
-                    stmt.raw_bind_parameter(idx, Null)
-                } else {
-                    stmt.raw_bind_parameter(idx, $v)
-                }
-            };
-        }
-        match self {
-            Column::Int(a) => bind!(a, a.value(row)),
-            Column::Float(a) => bind!(a, a.value(row)),
-            Column::Bool(a) => bind!(a, a.value(row)),
-            Column::Text(a) => bind!(a, a.value(row)),
-            Column::Date(a) => {
-                if a.is_null(row) {
-                    return stmt.raw_bind_parameter(idx, Null);
-                }
-                buf.clear();
-                text::date(buf, i64::from(a.value(row)));
-                stmt.raw_bind_parameter(idx, buf.as_str())
-            }
-            Column::Timestamp(a) => {
-                if a.is_null(row) {
-                    return stmt.raw_bind_parameter(idx, Null);
-                }
-                buf.clear();
-                text::timestamp(buf, a.value(row));
-                stmt.raw_bind_parameter(idx, buf.as_str())
-            }
-            Column::Other(a) => {
-                let nested = match Column::new(a) {
-                    Ok(
-                        c @ (Column::Int(_)
-                        | Column::Float(_)
-                        | Column::Text(_)
-                        | Column::Timestamp(_)),
-                    ) => c,
-                    _ => return stmt.raw_bind_parameter(idx, Null),
-                };
-                nested.bind(stmt, idx, row, buf)
-            }
-        }
     }
 }
 
@@ -467,6 +383,7 @@ impl DeliveryWriter for SqliteWriter {
                     self.insert(&table, &batch, &mode, &[])?;
                     self.tables[i].rows += batch.num_rows() as u64;
                 }
+                self.start_wal_writeback();
             }
             SinkInput::Rejects(batch) => {
                 self.rejected += batch.num_rows() as u64;
