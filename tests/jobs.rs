@@ -554,9 +554,9 @@ fn the_scheduler_neither_repeats_nor_misses_a_tick_across_sigkill_within_misfire
     }
 }
 
-fn restart_after_downtime(catch_up: &str) -> Vec<(String, String, String)> {
+fn restart_after_downtime(settings: &str) -> Vec<(String, String, String)> {
     let p = project_with(&every_second_job(&format!(
-        "misfire_grace = \"1ms\"\ncatch_up = \"{catch_up}\""
+        "misfire_grace = \"1ms\"\n{settings}"
     )));
     let mut child = daemon(&p);
     wait_until("a first tick", Duration::from_secs(30), || {
@@ -577,7 +577,7 @@ fn restart_after_downtime(catch_up: &str) -> Vec<(String, String, String)> {
 #[test]
 fn after_downtime_beyond_misfire_grace_catch_up_decides() {
     // latest: of the ticks missed while down, only the most recent one runs.
-    let ticks = restart_after_downtime("latest");
+    let ticks = restart_after_downtime("catch_up = \"latest\"");
     let missed: Vec<_> = ticks.iter().filter(|(_, s, _)| s == "missed").collect();
     assert!(missed.len() >= 2, "{ticks:?}");
     let last_missed = ticks
@@ -593,7 +593,7 @@ fn after_downtime_beyond_misfire_grace_catch_up_decides() {
     );
 
     // none: every tick missed while down stays missed.
-    let ticks = restart_after_downtime("none");
+    let ticks = restart_after_downtime("catch_up = \"none\"");
     let first_missed = ticks
         .iter()
         .position(|(_, s, _)| s == "missed")
@@ -603,6 +603,22 @@ fn after_downtime_beyond_misfire_grace_catch_up_decides() {
         .position(|(_, s, _)| s != "missed")
         .map_or(ticks.len(), |i| first_missed + i);
     assert!(after_downtime - first_missed >= 3, "{ticks:?}");
+
+    // all: every tick missed while down runs at the restart, one after the other.
+    let ticks = restart_after_downtime("catch_up = \"all\"\noverlap = \"queue\"");
+    assert!(ticks.iter().all(|(_, s, _)| s != "missed"), "{ticks:?}");
+    let secs = seconds(&ticks);
+    let unique: BTreeSet<i64> = secs.iter().copied().collect();
+    assert_eq!(unique.len(), secs.len(), "a tick ran twice: {ticks:?}");
+    assert_eq!(
+        secs.len() as i64,
+        secs[secs.len() - 1] - secs[0] + 1,
+        "every tick of the downtime ran: {ticks:?}"
+    );
+    assert!(
+        ticks.iter().filter(|(_, s, _)| s == "succeeded").count() >= secs.len() - 2,
+        "{ticks:?}"
+    );
 }
 
 #[test]
