@@ -375,13 +375,29 @@ fn delivery_statuses(p: &TestProject) -> Vec<String> {
 
 /// Start the daemon, drop the big file in and send SIGINT while its delivery runs; returns the
 /// exit code and what the daemon wrote to stderr.
-fn stop_during_big_delivery(p: &TestProject) -> (Option<i32>, String) {
+/// Start `caudal run`, drop the big file in, and send SIGINT once its delivery is running.
+/// The test holds SQLite's write lock on the warehouse from before the drop until the daemon
+/// has said `hold_until`: the delivery waits at its first batch, so it is still in flight at
+/// the signal however fast the build loads 300,000 rows.
+fn stop_during_big_delivery(p: &TestProject, hold_until: &str) -> (Option<i32>, String) {
     let mut child = quiet_daemon(p, std::process::Stdio::piped());
     let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut first).expect("reading stderr");
     assert!(first.contains("watching"), "{first}");
-    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let (lines, heard) = std::sync::mpsc::channel();
+    let drain = std::thread::spawn(move || {
+        let mut said = String::new();
+        for line in std::io::BufRead::lines(stderr).map_while(std::result::Result::ok) {
+            said.push_str(&line);
+            said.push('\n');
+            let _ = lines.send(line);
+        }
+        said
+    });
+    let lock = rusqlite::Connection::open(p.path().join("warehouse.db")).expect("open");
+    lock.execute_batch("BEGIN IMMEDIATE")
+        .expect("taking the write lock");
     std::fs::rename(
         p.path().join("stage/big.csv"),
         p.path().join("incoming/big.csv"),
@@ -394,6 +410,13 @@ fn stop_during_big_delivery(p: &TestProject) -> (Option<i32>, String) {
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !heard
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|_| panic!("caudal never said {hold_until:?}"))
+        .contains(hold_until)
+    {}
+    drop(lock);
     let code = child.wait().expect("waiting").code();
     (code, drain.join().expect("stderr reader"))
 }
@@ -405,12 +428,9 @@ fn sigint_lets_the_delivery_in_flight_finish_within_the_grace_period() {
     p.write("contract.toml", CONTRACT);
     std::fs::create_dir_all(p.path().join("incoming")).expect("incoming");
     write_big_file(&p, ROWS);
-    let (code, said) = stop_during_big_delivery(&p);
+    let (code, said) =
+        stop_during_big_delivery(&p, "stopping: waiting up to 30s for 1 delivery in flight");
     assert_eq!(code, Some(0), "{said}");
-    assert!(
-        said.contains("stopping: waiting up to 30s for 1 delivery in flight"),
-        "{said}"
-    );
     assert_eq!(rows(&p), i64::from(ROWS), "{said}");
     assert_eq!(delivery_statuses(&p), ["loaded"]);
     assert!(p.path().join("incoming/processed/big.csv").exists());
@@ -426,9 +446,8 @@ fn a_delivery_outlasting_the_grace_period_is_cancelled_and_loaded_at_the_next_st
     p.write("contract.toml", CONTRACT);
     std::fs::create_dir_all(p.path().join("incoming")).expect("incoming");
     write_big_file(&p, ROWS);
-    let (code, said) = stop_during_big_delivery(&p);
+    let (code, said) = stop_during_big_delivery(&p, "cancelling 1 delivery in flight");
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("cancelling 1 delivery in flight"), "{said}");
     assert_eq!(
         rows(&p),
         0,
