@@ -131,6 +131,50 @@ fn merge_upserts_on_the_key() {
     );
 }
 
+/// Batches of 100 rows: each goes through the kept 64-row statement and a shorter tail, and a
+/// key seen in an earlier batch of the same delivery is updated, not duplicated.
+#[test]
+fn merge_over_many_batches_of_one_file_keeps_one_row_per_key() {
+    let p = project("merge", ", key = [\"id\"]");
+    let config = std::fs::read_to_string(p.path().join("caudal.toml")).expect("config");
+    p.write(
+        "caudal.toml",
+        &config.replace(
+            r#"source = { kind = "folder", path = "incoming" }"#,
+            r#"source = { kind = "folder", path = "incoming", batch_rows = 100 }"#,
+        ),
+    );
+    let mut csv = String::from("id,name,amount,day\n");
+    for row in 0..250 {
+        let (id, name) = if row < 200 {
+            (row, format!("first{row}"))
+        } else {
+            (row - 200, format!("second{row}"))
+        };
+        csv.push_str(&format!(
+            "{id},{name},{row}.5,2026-01-{:02}\n",
+            row % 28 + 1
+        ));
+    }
+    p.write("incoming/many.csv", &csv);
+    p.load("incoming/many.csv", "orders", &[]).expect_code(0);
+    let got = rows(&p);
+    assert_eq!(got.len(), 200);
+    for (id, row) in got.iter().enumerate() {
+        let source_row = if id < 50 { id + 200 } else { id };
+        let name = if id < 50 { "second" } else { "first" };
+        assert_eq!(
+            row,
+            &vec![
+                s(&id.to_string()),
+                s(&format!("{name}{source_row}")),
+                s(&format!("{source_row}.5")),
+                s(&format!("2026-01-{:02}", source_row % 28 + 1)),
+            ]
+        );
+    }
+}
+
 #[test]
 fn a_new_column_is_schema_drift_unless_evolve() {
     for evolve in [false, true] {

@@ -79,8 +79,9 @@ impl Column {
     /// Bind row `row` of this column to parameter `idx` (1-based).
     ///
     /// # Safety
-    /// `stmt` is a live statement with at least `idx` parameters, and this column outlives the
-    /// statement's next step: text is bound without a copy.
+    /// `stmt` is a live statement with at least `idx` parameters, and this column stays alive
+    /// until the parameter is rebound, the bindings are cleared or the statement is finalized:
+    /// text is bound without a copy.
     unsafe fn bind(&self, stmt: *mut ffi::sqlite3_stmt, idx: c_int, row: usize) -> c_int {
         unsafe {
             match self {
@@ -127,7 +128,8 @@ fn render<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
 }
 
 /// # Safety
-/// `value` outlives the statement's next step.
+/// `value` stays alive until the parameter is rebound, the bindings are cleared or the
+/// statement is finalized.
 unsafe fn bind_text(stmt: *mut ffi::sqlite3_stmt, idx: c_int, value: &str) -> c_int {
     // An empty slice may point anywhere; give SQLite a real address for it.
     let bytes = if value.is_empty() { "\0" } else { value };
@@ -143,7 +145,8 @@ unsafe fn bind_text(stmt: *mut ffi::sqlite3_stmt, idx: c_int, value: &str) -> c_
     }
 }
 
-/// One prepared multi-row INSERT. It must be dropped before its connection is closed.
+/// One prepared multi-row INSERT. Nothing in the types ties it to its connection: its owner
+/// must drop it before the connection (SqliteWriter does, in its Drop).
 pub struct InsertStatement {
     db: *mut ffi::sqlite3,
     stmt: *mut ffi::sqlite3_stmt,
@@ -151,9 +154,10 @@ pub struct InsertStatement {
     width: usize,
 }
 
-// SAFETY: a statement moves between threads only with the connection that owns it (the
-// writer holds both), and SQLite's multi-thread mode allows that as long as no two threads use
-// them at once; `&mut self` on every use ensures it.
+// SAFETY: rusqlite opens connections in SQLite's multi-thread mode (SQLITE_OPEN_NO_MUTEX),
+// where a connection and its statements may move between threads as long as no two threads use
+// them at once. A statement moves only inside the SqliteWriter that also owns its connection,
+// and rusqlite's Connection is not Sync, so they are only ever used from one thread at a time.
 unsafe impl Send for InsertStatement {}
 
 impl InsertStatement {
@@ -164,8 +168,8 @@ impl InsertStatement {
         rows: usize,
         width: usize,
     ) -> rusqlite::Result<Self> {
-        // SAFETY: the handle is the connection's own, used on this thread while `conn` is
-        // borrowed; the statement is finalized in Drop.
+        // SAFETY: the handle is the connection's own. The statement keeps it for error messages
+        // and is finalized in Drop, which its owner runs before closing the connection.
         let db = unsafe { conn.handle() };
         let mut stmt = ptr::null_mut();
         let Ok(len) = c_int::try_from(sql.len()) else {
@@ -203,12 +207,14 @@ impl InsertStatement {
         extra: &[&str],
         rows: Range<usize>,
     ) -> rusqlite::Result<()> {
-        debug_assert_eq!(columns.len() + extra.len(), self.width);
-        debug_assert_eq!(rows.len() % self.rows, 0);
+        // The soundness of binding rests on these: every parameter is rebound before each step.
+        assert_eq!(columns.len() + extra.len(), self.width);
+        assert_eq!(rows.len() % self.rows, 0);
         let result = rows
             .step_by(self.rows)
             .try_for_each(|first| self.bind_and_step(columns, extra, first));
-        // SAFETY: `stmt` is live. No pointer into `columns` or `extra` survives this call.
+        // SAFETY: `stmt` is live. No pointer into `columns` or `extra` stays bound (a panic in
+        // between skips this, which is harmless: every step rebinds all parameters first).
         unsafe { ffi::sqlite3_clear_bindings(self.stmt) };
         result
     }
@@ -257,15 +263,20 @@ impl Drop for InsertStatement {
     }
 }
 
-/// The connection's last error as rusqlite's error type, which the error classes understand.
+/// `rc` as rusqlite's error type, which the error classes understand. rusqlite opens with
+/// extended result codes, so `rc` is already extended; the connection's message describes it
+/// only if the connection recorded that same code (a failed bind may not record anything).
 fn error(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Error {
-    // SAFETY: `db` is a live connection; the message is copied before any other call on it.
+    // SAFETY: `db` is a live connection; each message is copied before any other call on it.
     let message = unsafe {
-        let text = ffi::sqlite3_errmsg(db);
+        let text = if ffi::sqlite3_extended_errcode(db) == rc {
+            ffi::sqlite3_errmsg(db)
+        } else {
+            ffi::sqlite3_errstr(rc)
+        };
         (!text.is_null()).then(|| CStr::from_ptr(text).to_string_lossy().into_owned())
     };
-    let code = unsafe { ffi::sqlite3_extended_errcode(db) };
-    rusqlite::Error::SqliteFailure(ffi::Error::new(if code == 0 { rc } else { code }), message)
+    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), message)
 }
 
 #[cfg(test)]
@@ -485,5 +496,7 @@ mod tests {
             err.to_string().contains("NOT NULL constraint failed: x.i"),
             "{err}"
         );
+        let classified = crate::error::Error::sqlite("inserting into x", err);
+        assert_eq!(classified.class(), crate::error::ErrorClass::BadInput);
     }
 }

@@ -1,4 +1,4 @@
-//! SQLite destination: rows are bound from Arrow arrays into one prepared statement inside one
+//! SQLite destination: rows are bound from Arrow arrays into multi-row INSERTs inside one
 //! transaction per delivery; the `_caudal_loads` marker row is written in that same transaction.
 
 mod insert;
@@ -100,7 +100,8 @@ fn committed(conn: &Connection, path: &Path, load_id: &str) -> Result<bool> {
     Ok(done > 0)
 }
 
-/// One table this delivery writes, with its statement built at the first batch.
+/// One table this delivery writes; `prepared` once it was created or reconciled with the
+/// columns of the first batch.
 struct TableTarget {
     spec: LoadSpec,
     prepared: bool,
@@ -109,7 +110,8 @@ struct TableTarget {
 
 pub struct SqliteWriter {
     path: PathBuf,
-    /// Prepared INSERTs by their SQL. Declared before `conn` so that they are finalized first.
+    /// Full-size INSERTs by their SQL, prepared once per table and shape. Dropped before `conn`
+    /// closes (Drop below).
     statements: HashMap<String, InsertStatement>,
     conn: Connection,
     ctx: LoadContext,
@@ -246,7 +248,12 @@ impl SqliteWriter {
 
     fn start_wal_writeback(&mut self) {
         if self.wal.is_none() {
-            let mut name = self.path.clone().into_os_string();
+            // SQLite's own name for the database (symbolic links resolved), which its WAL is
+            // named after.
+            let mut name = self.conn.path().map_or_else(
+                || self.path.clone().into_os_string(),
+                std::ffi::OsString::from,
+            );
             name.push("-wal");
             self.wal = std::fs::File::open(name).ok();
         }
@@ -299,7 +306,7 @@ impl SqliteWriter {
         let mut names: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
         names.extend(extra.iter().map(|(n, _)| quote(n)));
         let width = names.len();
-        let chunk = (MAX_PARAMS / width).clamp(1, ROWS_PER_STATEMENT);
+        let chunk = (MAX_PARAMS / width.max(1)).clamp(1, ROWS_PER_STATEMENT);
         let columns: Vec<Column> = batch
             .columns()
             .iter()
@@ -315,8 +322,10 @@ impl SqliteWriter {
                 .context(|| format!("inserting into {table}"))?;
         }
         if whole < total {
+            // Tails vary in length from batch to batch: prepared for this once, not kept.
             let sql = Self::insert_sql(table, &names, total - whole, mode);
-            self.statement(sql, total - whole, width, table)?
+            InsertStatement::prepare(&self.conn, &sql, total - whole, width)
+                .context(|| format!("preparing the insert into {table}"))?
                 .execute(&columns, &extra, whole..total)
                 .context(|| format!("inserting into {table}"))?;
         }
@@ -339,6 +348,13 @@ impl SqliteWriter {
                 e.insert(prepared)
             }
         })
+    }
+}
+
+impl Drop for SqliteWriter {
+    /// A statement left unfinalized would keep SQLite from closing the connection.
+    fn drop(&mut self) {
+        self.statements.clear();
     }
 }
 
@@ -386,7 +402,6 @@ impl DeliveryWriter for SqliteWriter {
                     self.insert(&table, &batch, &mode, &[])?;
                     self.tables[i].rows += batch.num_rows() as u64;
                 }
-                self.start_wal_writeback();
             }
             SinkInput::Rejects(batch) => {
                 self.rejected += batch.num_rows() as u64;
@@ -417,6 +432,7 @@ impl DeliveryWriter for SqliteWriter {
                 }
             }
         }
+        self.start_wal_writeback();
         Ok(())
     }
 
