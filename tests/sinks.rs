@@ -139,7 +139,7 @@ fn merge_over_many_batches_of_one_file_keeps_one_row_per_key() {
     let config = std::fs::read_to_string(p.path().join("caudal.toml")).expect("config");
     p.write(
         "caudal.toml",
-        &config.replace(
+        config.replace(
             r#"source = { kind = "folder", path = "incoming" }"#,
             r#"source = { kind = "folder", path = "incoming", batch_rows = 100 }"#,
         ),
