@@ -247,15 +247,12 @@ impl SqliteWriter {
     }
 
     fn start_wal_writeback(&mut self) {
-        if self.wal.is_none() {
-            // SQLite's own name for the database (symbolic links resolved), which its WAL is
-            // named after.
-            let mut name = self.conn.path().map_or_else(
-                || self.path.clone().into_os_string(),
-                std::ffi::OsString::from,
-            );
-            name.push("-wal");
-            self.wal = std::fs::File::open(name).ok();
+        // SQLite's own name for the database (symbolic links resolved), which its WAL is named
+        // after; an in-memory database has none, and no WAL.
+        if self.wal.is_none()
+            && let Some(db) = self.conn.path()
+        {
+            self.wal = std::fs::File::open(format!("{db}-wal")).ok();
         }
         if let Some(wal) = &self.wal {
             start_writeback(wal);
