@@ -269,6 +269,22 @@ fn latin1_bytes_in_a_utf8_source() {
 }
 
 #[test]
+fn first_encoding_error_in_file_order_comes_before_a_later_csv_error() {
+    // One batch: a bad byte in the last field of line 3, another in the first field of line 4,
+    // and a quote that never closes on line 5. The report names line 3, field 3.
+    let p = reject_project();
+    p.write(
+        "incoming/orders.csv",
+        b"id,name,amount\n1,alice,1.5\n2,bob,2\xe9\n\xe93,carol,3.0\n4,\"dave,4.0\n",
+    );
+    let run = p.load("incoming/orders.csv", "orders", &[]);
+    assert_bad_data(&run, &p, "orders.csv");
+    run.expect_location("orders.csv", 3)
+        .expect_mentions("field 3 is not valid UTF-8")
+        .expect_hint();
+}
+
+#[test]
 fn latin1_source_loads_with_encoding_option() {
     let p = project("reject", r#", encoding = "latin-1""#, "");
     p.write("incoming/orders.csv", LATIN1);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use csv::ByteRecord;
-use datafusion::arrow::array::{ArrayRef, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, StringArray};
 
 use super::input::{Latin1ToUtf8, open_decompressed};
 use super::{Decoder, Header, RawBatch};
@@ -302,6 +302,32 @@ impl CsvDecoder {
         )
     }
 
+    /// The encoding error of the batch read so far, if it has one: it happened before whatever
+    /// stopped the batch.
+    fn encoding_error_in(&self, builders: &mut [BinaryBuilder], lines: &[u64]) -> Option<Error> {
+        let binary: Vec<BinaryArray> = builders.iter_mut().map(BinaryBuilder::finish).collect();
+        self.first_encoding_error(&binary, lines)
+    }
+
+    /// The first cell, in file order, that is not valid UTF-8.
+    fn first_encoding_error(&self, columns: &[BinaryArray], lines: &[u64]) -> Option<Error> {
+        let mut first: Option<(usize, usize, std::str::Utf8Error)> = None;
+        for (column, values) in columns.iter().enumerate() {
+            let bad = (0..values.len()).find_map(|row| {
+                let bytes = values.is_valid(row).then(|| values.value(row))?;
+                std::str::from_utf8(bytes).err().map(|e| (row, e))
+            });
+            if let Some((row, e)) = bad
+                && first.is_none_or(|(r, _, _)| row < r)
+            {
+                first = Some((row, column, e));
+            }
+        }
+        let (row, column, e) = first?;
+        let line = lines.get(row).copied()?;
+        Some(self.encoding_error(line, column, columns.get(column)?.value(row), e))
+    }
+
     /// Read the next non-blank record into `self.record` and return its first line; blank
     /// lines on the way are recorded as blank-row problems.
     fn read_record(&mut self) -> Result<Option<u64>> {
@@ -471,8 +497,10 @@ impl Decoder for CsvDecoder {
         }
         let ncols = self.header.names.len();
         let capacity = self.batch_rows.min(8192);
-        let mut builders: Vec<StringBuilder> = (0..ncols)
-            .map(|_| StringBuilder::with_capacity(capacity, capacity * 8))
+        // Bytes first, UTF-8 checked once per column at the end: one pass over the values
+        // instead of one call per cell.
+        let mut builders: Vec<BinaryBuilder> = (0..ncols)
+            .map(|_| BinaryBuilder::with_capacity(capacity, capacity * 8))
             .collect();
         let mut lines = Vec::with_capacity(capacity);
         let mut rows = Vec::with_capacity(capacity);
@@ -484,11 +512,18 @@ impl Decoder for CsvDecoder {
                     self.record = record;
                     line
                 }
-                None => match self.read_record()? {
-                    Some(line) => line,
-                    None => {
-                        self.check_last_quote()?;
+                None => match self.read_record() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => {
+                        // An earlier line's encoding error comes before a problem at the end.
+                        let at_end = self.check_last_quote();
+                        if let Err(e) = at_end {
+                            return Err(self.encoding_error_in(&mut builders, &lines).unwrap_or(e));
+                        }
                         break;
+                    }
+                    Err(e) => {
+                        return Err(self.encoding_error_in(&mut builders, &lines).unwrap_or(e));
                     }
                 },
             };
@@ -507,10 +542,7 @@ impl Decoder for CsvDecoder {
                         if is_null(&self.null_values, value) {
                             builder.append_null();
                         } else {
-                            match std::str::from_utf8(value) {
-                                Ok(s) => builder.append_value(s),
-                                Err(e) => return Err(self.encoding_error(line, i, value, e)),
-                            }
+                            builder.append_value(value);
                         }
                     }
                     None => {
@@ -563,10 +595,22 @@ impl Decoder for CsvDecoder {
             self.pending_problems = problems;
             return Ok(None);
         }
-        let columns: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
+        let binary: Vec<BinaryArray> = builders.iter_mut().map(BinaryBuilder::finish).collect();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
+        for column in &binary {
+            match StringArray::try_from_binary(column.clone()) {
+                Ok(text) => columns.push(Arc::new(text)),
+                Err(_) => {
+                    return Err(self
+                        .first_encoding_error(&binary, &lines)
+                        .unwrap_or_else(|| {
+                            Error::Internal(
+                                "a column failed UTF-8 validation but no cell did".into(),
+                            )
+                        }));
+                }
+            }
+        }
         Ok(Some(RawBatch {
             columns,
             lines,
