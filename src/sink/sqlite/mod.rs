@@ -15,6 +15,9 @@ use self::insert::{Column, InsertStatement};
 use super::writeback::start_writeback;
 use super::{DeliveryWriter, LoadContext, SinkInput};
 use crate::config::{LoadSpec, WriteMode};
+
+/// Page size of the databases caudal creates; see `open_connection`.
+const NEW_DATABASE_PAGE_SIZE: u32 = 16384;
 use crate::error::{Context, Error, Result};
 
 const MARKERS: &str = "_caudal_loads";
@@ -39,7 +42,10 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     // as it goes, where their writeback starts at once, instead of holding 16 MB of them for
     // the commit. Measured against 16 MB on flights.csv: 16 MiB less peak RSS, and a faster
     // load in 14 of 20 interleaved pairs.
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-2048; PRAGMA temp_store=MEMORY;")
+    // 16 KB pages for a database this connection creates (an existing one keeps its size): a
+    // warehouse is appended to in bulk and scanned, and bigger pages mean fewer B-tree pages
+    // to balance and fewer WAL frames per row.
+    conn.execute_batch(&format!("PRAGMA page_size={NEW_DATABASE_PAGE_SIZE}; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-2048; PRAGMA temp_store=MEMORY;"))
         .context(|| format!("configuring {}", path.display()))?;
     Ok(conn)
 }
@@ -486,6 +492,34 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!((sync, mode.as_str()), (2, "wal"));
+    }
+
+    #[test]
+    fn new_databases_get_big_pages_and_existing_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        let fresh = open_connection(&dir.path().join("new.db")).unwrap();
+        fresh.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        assert_eq!(page_size(&fresh), 16384);
+
+        let old = dir.path().join("old.db");
+        let made_elsewhere = Connection::open(&old).unwrap();
+        made_elsewhere
+            .execute_batch(
+                "PRAGMA page_size=4096; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);",
+            )
+            .unwrap();
+        drop(made_elsewhere);
+        let reopened = open_connection(&old).unwrap();
+        reopened.execute("INSERT INTO t VALUES (8)", []).unwrap();
+        assert_eq!(page_size(&reopened), 4096);
+        let sum: i64 = reopened
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, 15);
     }
 
     #[test]
