@@ -247,6 +247,35 @@ fn partition_value(array: &ArrayRef, row: usize) -> Result<String> {
         .collect())
 }
 
+/// Rows of one partition within a batch, and the partition's folder value.
+type PartitionRange = (std::ops::Range<usize>, String);
+
+/// The batch with the rows of each partition value together, and the range and folder value of
+/// each partition. Input whose rows already are (the usual shape: exports sorted by date) is
+/// passed on without copying; other input is sorted first.
+fn grouped_by(batch: &RecordBatch, index: usize) -> Result<(RecordBatch, Vec<PartitionRange>)> {
+    let split = |batch: &RecordBatch| -> Result<Vec<PartitionRange>> {
+        let key = batch.column(index);
+        partition(std::slice::from_ref(key))
+            .context(|| "splitting rows by partition".into())?
+            .ranges()
+            .into_iter()
+            .map(|range| Ok((range.clone(), partition_value(key, range.start)?)))
+            .collect()
+    };
+    let ranges = split(batch)?;
+    let mut seen = std::collections::HashSet::with_capacity(ranges.len());
+    if ranges.iter().all(|(_, value)| seen.insert(value.as_str())) {
+        return Ok((batch.clone(), ranges));
+    }
+    let order = sort_to_indices(batch.column(index), Some(SortOptions::default()), None)
+        .context(|| "ordering rows by partition".into())?;
+    let sorted =
+        take_record_batch(batch, &order).context(|| "ordering rows by partition".into())?;
+    let ranges = split(&sorted)?;
+    Ok((sorted, ranges))
+}
+
 impl TableWriter {
     fn write(
         &mut self,
@@ -273,16 +302,8 @@ impl TableWriter {
                     .join(", ")
             )));
         };
-        // Sort by the partition column so each partition is one contiguous range.
-        let key = batch.column(index).clone();
-        let order = sort_to_indices(&key, Some(SortOptions::default()), None)
-            .context(|| "ordering rows by partition".into())?;
-        let sorted =
-            take_record_batch(batch, &order).context(|| "ordering rows by partition".into())?;
-        let sorted_key = sorted.column(index).clone();
-        let ranges = partition(std::slice::from_ref(&sorted_key))
-            .context(|| "splitting rows by partition".into())?;
-        let mut data_schema = sorted.schema().as_ref().clone();
+        let (grouped, ranges) = grouped_by(batch, index)?;
+        let mut data_schema = grouped.schema().as_ref().clone();
         let fields: Vec<_> = data_schema
             .fields()
             .iter()
@@ -292,12 +313,12 @@ impl TableWriter {
             .collect();
         data_schema = Schema::new(fields);
         let data_schema = Arc::new(data_schema);
-        let mut columns = sorted.columns().to_vec();
+        let mut columns = grouped.columns().to_vec();
         columns.remove(index);
         let data = RecordBatch::try_new(data_schema, columns)
             .context(|| "dropping the partition column".into())?;
-        for range in ranges.ranges() {
-            let dir = format!("{column}={}", partition_value(&sorted_key, range.start)?);
+        for (range, value) in ranges {
+            let dir = format!("{column}={value}");
             self.append(
                 dir,
                 data.slice(range.start, range.end - range.start),
@@ -587,6 +608,51 @@ mod tests {
     use super::*;
 
     const FILE: &str = "flights/dep_date=2013-01-01/part-L1-0.parquet";
+
+    fn keyed(keys: &[Option<&str>]) -> RecordBatch {
+        let key: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(keys.to_vec()));
+        let row: ArrayRef = Arc::new(datafusion::arrow::array::Int64Array::from_iter_values(
+            0..keys.len() as i64,
+        ));
+        RecordBatch::try_from_iter([("row", row), ("day", key)]).unwrap()
+    }
+
+    fn groups(batch: &RecordBatch) -> Vec<(String, Vec<i64>)> {
+        let (grouped, ranges) = grouped_by(batch, 1).unwrap();
+        let rows = grouped
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        ranges
+            .into_iter()
+            .map(|(range, value)| (value, range.map(|i| rows.value(i)).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn grouped_rows_keep_their_order_and_scattered_rows_are_gathered() {
+        let grouped = keyed(&[Some("b"), Some("b"), Some("a"), None, None]);
+        assert_eq!(
+            groups(&grouped),
+            [
+                ("b".to_string(), vec![0, 1]),
+                ("a".to_string(), vec![2]),
+                (NULL_PARTITION.to_string(), vec![3, 4]),
+            ]
+        );
+        let scattered = keyed(&[Some("b"), Some("a"), Some("b"), None, Some("a")]);
+        let mut found = groups(&scattered);
+        for (_, rows) in &mut found {
+            rows.sort_unstable();
+        }
+        found.sort();
+        let mut expected = vec![
+            ("a".to_string(), vec![1, 4]),
+            ("b".to_string(), vec![0, 2]),
+            (NULL_PARTITION.to_string(), vec![3]),
+        ];
+        expected.sort();
+        assert_eq!(found, expected);
+    }
 
     fn commit_manifest(lake: &Path, file: serde_json::Value) {
         let manifest = manifest_path(lake, "flights", "L1");
