@@ -37,6 +37,13 @@ pub fn date(out: &mut String, days: i64) {
 
 /// UTC microseconds → `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.
 pub fn timestamp(out: &mut String, micros: i64) {
+    wall_clock(out, micros);
+    out.push('Z');
+}
+
+/// Microseconds of a timestamp without a time zone → `YYYY-MM-DDTHH:MM:SS[.ffffff]`: no `Z`,
+/// which would claim UTC for a wall-clock time.
+pub fn wall_clock(out: &mut String, micros: i64) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -51,7 +58,6 @@ pub fn timestamp(out: &mut String, micros: i64) {
     if frac != 0 {
         out.push_str(&format!(".{frac:06}"));
     }
-    out.push('Z');
 }
 
 #[cfg(test)]

@@ -66,11 +66,12 @@ impl Column {
                     )
                     .context(|| "normalising a timestamp column".into())?
                 };
-                Column::Text(render(
-                    micros.as_primitive::<TimestampMicrosecondType>(),
-                    20,
-                    text::timestamp,
-                ))
+                let micros = micros.as_primitive::<TimestampMicrosecondType>();
+                Column::Text(if tz.is_some() {
+                    render(micros, 20, text::timestamp)
+                } else {
+                    render(micros, 19, text::wall_clock)
+                })
             }
             _ => Column::Text(crate::contract::to_text(array)?.as_string().clone()),
         })
@@ -285,7 +286,7 @@ mod tests {
 
     use datafusion::arrow::array::{
         BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-        TimestampMillisecondArray,
+        TimestampMicrosecondArray, TimestampMillisecondArray,
     };
     use datafusion::arrow::datatypes::{Field, Schema};
 
@@ -473,6 +474,28 @@ mod tests {
                     "L1".into()
                 ),
             ]
+        );
+    }
+
+    /// A time zone's instant is written in UTC with `Z`; a timestamp without one (from a
+    /// transform's CAST, say) is a wall-clock time and is written without.
+    #[test]
+    fn only_zoned_timestamps_are_written_with_z() {
+        let at = 1_356_998_400_123_000i64;
+        let naive: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![Some(at), None]));
+        let zoned: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(at), None]).with_timezone("+05:00"));
+        let as_text = |array: &ArrayRef| match Column::new(array).unwrap() {
+            Column::Text(t) => t.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>(),
+            _ => panic!("a timestamp column should be bound as text"),
+        };
+        assert_eq!(
+            as_text(&naive),
+            [Some("2013-01-01T00:00:00.123000".to_string()), None]
+        );
+        assert_eq!(
+            as_text(&zoned),
+            [Some("2013-01-01T00:00:00.123000Z".to_string()), None]
         );
     }
 
