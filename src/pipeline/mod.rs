@@ -12,11 +12,12 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
-use crate::contract::{Checker, Violations, infer_contract};
-use crate::decode::{self, Decoder, fingerprint};
+use crate::contract::{Checker, Violation, Violations, infer_contract};
+use crate::decode::{self, Decoder, RawBatch, fingerprint};
 use crate::error::{Error, ErrorClass, Result};
 use crate::ledger::{Ledger, Outcome, Status, delivery_load_id, new_load_id};
 use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
@@ -142,7 +143,17 @@ impl<'p> Loader<'p> {
     ) -> Result<DeliveryReport> {
         let started = Instant::now();
         let source = path.display().to_string();
-        let print = match fingerprint(path) {
+        // Hashing the whole file takes as long as opening the input and reading its first
+        // batch; neither needs the other, so they run side by side.
+        let (print, input) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| fingerprint(path));
+            let input = open_input(&self.runtime, self.project, pipeline, path);
+            let print = hashing
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("hashing the file panicked".into())));
+            (print, input)
+        });
+        let print = match print {
             Ok(print) => print,
             Err(e) if e.class() != ErrorClass::Bug => {
                 return self.unreadable(pipeline, source, e, started, retries_left);
@@ -176,7 +187,7 @@ impl<'p> Loader<'p> {
             pipeline: pipeline.name.clone(),
             source: source.clone(),
         };
-        let result = self.run(pipeline, path, Some(&ctx));
+        let result = input.and_then(|input| self.run(pipeline, path, input, &ctx));
         let report = match result {
             Ok(run) => DeliveryReport::from_run(
                 load_id,
@@ -268,7 +279,8 @@ impl<'p> Loader<'p> {
             cancel: &never,
             path,
         };
-        let run = execute(runtime, project, pipeline, path, None, feedback)?;
+        let input = open_input(runtime, project, pipeline, path)?;
+        let run = execute(runtime, pipeline, input, None, feedback)?;
         let status = run.refused.unwrap_or(if run.violations.is_empty() {
             Status::Loaded
         } else {
@@ -288,7 +300,13 @@ impl<'p> Loader<'p> {
         .with_duration(started.elapsed().as_millis() as u64))
     }
 
-    fn run(&self, pipeline: &Pipeline, path: &Path, ctx: Option<&LoadContext>) -> Result<Run> {
+    fn run(
+        &self,
+        pipeline: &Pipeline,
+        path: &Path,
+        input: OpenedInput,
+        ctx: &LoadContext,
+    ) -> Result<Run> {
         let bar = self.progress.then(|| progress_bar(path)).flatten();
         let feedback = Feedback {
             progress: bar.as_ref(),
@@ -297,10 +315,9 @@ impl<'p> Loader<'p> {
         };
         let run = execute(
             &self.runtime,
-            self.project,
             pipeline,
-            path,
-            ctx.map(|c| (c, self.project)),
+            input,
+            Some((ctx, self.project)),
             feedback,
         );
         if let Some(bar) = bar {
@@ -466,14 +483,23 @@ fn check_all(
     Ok(stats)
 }
 
-fn execute(
+/// A delivery's input, opened: the decoder with its first batch read, the checker built from
+/// the contract and the header, and the SQL session. None of it depends on the load id, so a
+/// load opens it while the file is being hashed.
+struct OpenedInput {
+    decoder: Box<dyn Decoder>,
+    first: Option<RawBatch>,
+    checker: Checker,
+    header_problems: Vec<Violation>,
+    session: SessionContext,
+}
+
+fn open_input(
     runtime: &tokio::runtime::Runtime,
     project: &Project,
     pipeline: &Pipeline,
     path: &Path,
-    load: Option<(&LoadContext, &Project)>,
-    feedback: Feedback<'_>,
-) -> Result<Run> {
+) -> Result<OpenedInput> {
     let declared: Vec<String> = pipeline
         .contract
         .as_ref()
@@ -486,8 +512,30 @@ fn execute(
         None => infer_contract(decoder.header(), first.as_ref()),
     };
     let session = runtime.block_on(crate::transform::session_with_references(project))?;
-    let (mut checker, header_problems) =
-        Checker::new(Arc::new(contract), decoder.header(), &session)?;
+    let (checker, header_problems) = Checker::new(Arc::new(contract), decoder.header(), &session)?;
+    Ok(OpenedInput {
+        decoder,
+        first,
+        checker,
+        header_problems,
+        session,
+    })
+}
+
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    pipeline: &Pipeline,
+    input: OpenedInput,
+    load: Option<(&LoadContext, &Project)>,
+    feedback: Feedback<'_>,
+) -> Result<Run> {
+    let OpenedInput {
+        decoder,
+        first,
+        mut checker,
+        header_problems,
+        session,
+    } = input;
     if !header_problems.is_empty() {
         // The file cannot be loaded, but its rows are still read so the report lists every
         // problem at once.
