@@ -104,6 +104,14 @@ pub fn parse_timestamp(
     if let Some(naive) = fast_naive(text.as_bytes()) {
         return localize(naive, tz);
     }
+    // `2013-01-01T10:00:00Z`, the most common export of an instant: UTC whatever the zone.
+    if let Some(utc) = text
+        .strip_suffix('Z')
+        .filter(|t| t.as_bytes().get(10) == Some(&b'T'))
+        .and_then(|t| fast_naive(t.as_bytes()))
+    {
+        return Ok(utc.and_utc().timestamp_micros());
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Ok(micros_of(&dt));
     }
@@ -171,5 +179,26 @@ mod tests {
             parse_timestamp("2024-12-31T23:59:00Z", None, None)
         );
         assert!(parse_timestamp("yesterday", None, None).is_err());
+    }
+
+    /// The shortcut for `…T…Z` must give what chrono's RFC 3339 parser gives, in any zone.
+    #[test]
+    fn utc_shortcut_agrees_with_rfc3339() {
+        let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+        for text in [
+            "2013-01-01T10:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-02-29T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-12-31T23:59:60Z",
+            "2024-12-31T24:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(text).map(|d| micros_of(&d));
+            for tz in [None, Some(ny)] {
+                assert_eq!(parse_timestamp(text, None, tz).ok(), chrono.ok(), "{text}");
+            }
+        }
     }
 }
