@@ -82,18 +82,8 @@ fn parse_int64(text: &[u8]) -> Option<i64> {
     if digits.is_empty() {
         return None;
     }
+    // Negative numbers accumulate downwards, so that i64::MIN parses.
     let mut n: i64 = 0;
-    if digits.len() <= 18 {
-        // 18 digits cannot overflow.
-        for &d in digits {
-            let d = d.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            n = n * 10 + i64::from(d);
-        }
-        return Some(if negative { -n } else { n });
-    }
     for &d in digits {
         let d = d.wrapping_sub(b'0');
         if d > 9 {
