@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{Destination, Project, Retention};
 use crate::error::{Context, Error, Result};
 use crate::ledger::{Ledger, stamp};
-use crate::sink::open_connection;
+use crate::sink::{open_connection, table_exists};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CleanupReport {
@@ -42,14 +42,7 @@ pub fn run(project: &Project, ledger: &Ledger, retain: &Retention) -> Result<Cle
                 continue;
             }
             let conn = open_connection(path)?;
-            let has_table: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [super::metrics::METRICS_TABLE],
-                    |r| r.get(0),
-                )
-                .context(|| format!("reading the schema of {}", path.display()))?;
-            if has_table == 0 {
+            if !table_exists(&conn, path, super::metrics::METRICS_TABLE)? {
                 continue;
             }
             report.expired_metrics += conn

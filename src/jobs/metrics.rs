@@ -16,7 +16,7 @@ use super::period::Period;
 use super::schedule::resolve_local;
 use crate::config::{Destination, Job, Metric, Project};
 use crate::error::{Context, Error, Result};
-use crate::sink::open_connection;
+use crate::sink::{open_connection, table_exists};
 
 pub const METRICS_TABLE: &str = "calculated_metrics";
 
@@ -367,14 +367,7 @@ pub struct ValueFilter<'a> {
 /// `calculated_metrics` yet).
 pub fn read_values(db: &std::path::Path, filter: &ValueFilter<'_>) -> Result<Vec<CalculatedValue>> {
     let conn = open_connection(db)?;
-    let has_table: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [METRICS_TABLE],
-            |r| r.get(0),
-        )
-        .context(|| format!("reading the schema of {}", db.display()))?;
-    if has_table == 0 {
+    if !table_exists(&conn, db, METRICS_TABLE)? {
         return Ok(Vec::new());
     }
     let mut sql = String::from(

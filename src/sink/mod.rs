@@ -14,7 +14,7 @@ use crate::config::{Destination, LoadSpec, Project};
 use crate::error::Result;
 
 pub use lake::recover_lake;
-pub use sqlite::{open_connection, open_keeper, quote};
+pub use sqlite::{open_connection, open_keeper, quote, table_exists};
 
 /// What a sink receives during a delivery.
 pub enum SinkInput {

@@ -15,11 +15,10 @@ use self::insert::{Column, InsertStatement};
 use super::writeback::start_writeback;
 use super::{DeliveryWriter, LoadContext, SinkInput};
 use crate::config::{LoadSpec, WriteMode};
+use crate::error::{Context, Error, Result};
 
 /// Page size of the databases caudal creates; see `open_connection`.
 const NEW_DATABASE_PAGE_SIZE: u32 = 16384;
-use crate::error::{Context, Error, Result};
-
 const MARKERS: &str = "_caudal_loads";
 /// Rows bound into one INSERT statement.
 const ROWS_PER_STATEMENT: usize = 64;
@@ -84,16 +83,21 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Whether the load's marker is in the database (absent when the marker table is).
-fn committed(conn: &Connection, path: &Path, load_id: &str) -> Result<bool> {
-    let has_markers: i64 = conn
+/// Whether the database at `path` has a table named `table`.
+pub fn table_exists(conn: &Connection, path: &Path, table: &str) -> Result<bool> {
+    let count: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [MARKERS],
+            [table],
             |r| r.get(0),
         )
         .context(|| format!("reading the schema of {}", path.display()))?;
-    if has_markers == 0 {
+    Ok(count > 0)
+}
+
+/// Whether the load's marker is in the database (absent when the marker table is).
+fn committed(conn: &Connection, path: &Path, load_id: &str) -> Result<bool> {
+    if !table_exists(conn, path, MARKERS)? {
         return Ok(false);
     }
     let done: i64 = conn
