@@ -10,6 +10,7 @@ use std::ptr;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray, StringBuilder,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use rusqlite::{Connection, ffi};
@@ -77,28 +78,72 @@ impl Column {
         })
     }
 
-    /// Bind row `row` of this column to parameter `idx` (1-based).
+    /// Bind `rows` of this column: the first to parameter `idx` (1-based), each next one
+    /// `stride` parameters further. A column at a time rather than a row at a time: the type is
+    /// matched once per step instead of once per cell, and each array is read sequentially.
+    /// Returns the first code that is not SQLITE_OK.
     ///
     /// # Safety
-    /// `stmt` is a live statement with at least `idx` parameters, and this column stays alive
-    /// until the parameter is rebound, the bindings are cleared or the statement is finalized:
-    /// text is bound without a copy.
-    unsafe fn bind(&self, stmt: *mut ffi::sqlite3_stmt, idx: c_int, row: usize) -> c_int {
+    /// `stmt` is a live statement with a parameter for every row bound, and this column stays
+    /// alive until those parameters are rebound, the bindings are cleared or the statement is
+    /// finalized: text is bound without a copy.
+    unsafe fn bind_rows(
+        &self,
+        stmt: *mut ffi::sqlite3_stmt,
+        idx: c_int,
+        stride: c_int,
+        rows: Range<usize>,
+    ) -> c_int {
+        let steps = Steps { idx, stride, rows };
         unsafe {
             match self {
-                Column::Int(a) if a.is_valid(row) => {
+                Column::Int(a) => steps.bind(stmt, a.nulls(), |idx, row| {
                     ffi::sqlite3_bind_int64(stmt, idx, a.value(row))
-                }
-                Column::Float(a) if a.is_valid(row) => {
+                }),
+                Column::Float(a) => steps.bind(stmt, a.nulls(), |idx, row| {
                     ffi::sqlite3_bind_double(stmt, idx, a.value(row))
-                }
-                Column::Bool(a) if a.is_valid(row) => {
+                }),
+                Column::Bool(a) => steps.bind(stmt, a.nulls(), |idx, row| {
                     ffi::sqlite3_bind_int64(stmt, idx, i64::from(a.value(row)))
-                }
-                Column::Text(a) if a.is_valid(row) => bind_text(stmt, idx, a.value(row)),
-                _ => ffi::sqlite3_bind_null(stmt, idx),
+                }),
+                Column::Text(a) => steps.bind(stmt, a.nulls(), |idx, row| {
+                    bind_text(stmt, idx, a.value(row))
+                }),
             }
         }
+    }
+}
+
+/// Where the rows of one column go in a multi-row INSERT: row `rows.start` to parameter `idx`,
+/// each next row `stride` parameters further.
+struct Steps {
+    idx: c_int,
+    stride: c_int,
+    rows: Range<usize>,
+}
+
+impl Steps {
+    /// # Safety
+    /// As for `Column::bind_rows`; `bind` binds a non-null row's value to a parameter.
+    unsafe fn bind(
+        self,
+        stmt: *mut ffi::sqlite3_stmt,
+        nulls: Option<&NullBuffer>,
+        bind: impl Fn(c_int, usize) -> c_int,
+    ) -> c_int {
+        let mut idx = self.idx;
+        for row in self.rows {
+            let rc = if nulls.is_some_and(|n| n.is_null(row)) {
+                unsafe { ffi::sqlite3_bind_null(stmt, idx) }
+            } else {
+                bind(idx, row)
+            };
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            idx += self.stride;
+        }
+        ffi::SQLITE_OK
     }
 }
 
@@ -226,18 +271,24 @@ impl InsertStatement {
         extra: &[&str],
         first: usize,
     ) -> rusqlite::Result<()> {
-        let mut idx: c_int = 1;
-        for row in first..first + self.rows {
-            for column in columns {
-                // SAFETY: the statement has rows × width parameters, and the bound values
-                // live in `columns` and `extra`, which outlive the step below.
-                self.check(unsafe { column.bind(self.stmt, idx, row) })?;
-                idx += 1;
-            }
-            for value in extra {
-                self.check(unsafe { bind_text(self.stmt, idx, value) })?;
-                idx += 1;
-            }
+        // Row r's value of column c goes to parameter r × width + c + 1.
+        let stride = self.width as c_int;
+        let rows = first..first + self.rows;
+        for (idx, column) in (1..).zip(columns) {
+            // SAFETY: the statement has rows × width parameters, and the bound values live in
+            // `columns` and `extra`, which outlive the step below.
+            self.check(unsafe { column.bind_rows(self.stmt, idx, stride, rows.clone()) })?;
+        }
+        for (idx, value) in (columns.len() as c_int + 1..).zip(extra) {
+            let steps = Steps {
+                idx,
+                stride,
+                rows: rows.clone(),
+            };
+            // SAFETY: as above.
+            self.check(unsafe {
+                steps.bind(self.stmt, None, |idx, _| bind_text(self.stmt, idx, value))
+            })?;
         }
         // SAFETY: `stmt` is live and every parameter is bound.
         let stepped = unsafe { ffi::sqlite3_step(self.stmt) };
