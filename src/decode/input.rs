@@ -126,6 +126,39 @@ pub struct FileFingerprint {
     pub size: u64,
 }
 
+/// A file's fingerprint being computed on a thread of its own. Hashing reads the whole file, and
+/// nothing else a delivery does first (opening the project's ledger, reading the first batch)
+/// needs the result, so it starts as early as the file is known.
+pub struct PendingFingerprint(Pending);
+
+enum Pending {
+    Hashing(std::thread::JoinHandle<Result<FileFingerprint>>),
+    /// The thread could not be started; the file was hashed on the caller's thread.
+    Done(Result<FileFingerprint>),
+}
+
+impl PendingFingerprint {
+    pub fn start(path: &Path) -> Self {
+        let owned = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("fingerprint".into())
+            .spawn(move || fingerprint(&owned));
+        PendingFingerprint(match spawned {
+            Ok(handle) => Pending::Hashing(handle),
+            Err(_) => Pending::Done(fingerprint(path)),
+        })
+    }
+
+    pub fn wait(self) -> Result<FileFingerprint> {
+        match self.0 {
+            Pending::Hashing(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("hashing the file panicked".into()))),
+            Pending::Done(result) => result,
+        }
+    }
+}
+
 pub fn fingerprint(path: &Path) -> Result<FileFingerprint> {
     let mut file = open_file(path)?;
     let mut hasher = Sha256::new();

@@ -16,7 +16,7 @@ use crate::config::{Format, SourceSpec};
 use crate::contract::Violation;
 use crate::error::{Error, Result};
 
-pub use input::{FileFingerprint, fingerprint};
+pub use input::{FileFingerprint, PendingFingerprint, fingerprint};
 
 /// One batch of rows as read from the file.
 pub struct RawBatch {

@@ -17,7 +17,7 @@ use futures::StreamExt;
 
 use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
 use crate::contract::{Checker, Violation, Violations, infer_contract};
-use crate::decode::{self, Decoder, RawBatch, fingerprint};
+use crate::decode::{self, Decoder, PendingFingerprint, RawBatch};
 use crate::error::{Error, ErrorClass, Result};
 use crate::ledger::{Ledger, Outcome, Status, delivery_load_id, new_load_id};
 use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
@@ -132,6 +132,17 @@ impl<'p> Loader<'p> {
         self.load_attempt(pipeline, path, false)
     }
 
+    /// Like `load_file`, with the file's hash started earlier (before the loader was opened,
+    /// say); `hashing` must be that of `path`.
+    pub fn load_hashing(
+        &self,
+        pipeline: &Pipeline,
+        path: &Path,
+        hashing: PendingFingerprint,
+    ) -> Result<DeliveryReport> {
+        self.load_started(pipeline, path, false, hashing)
+    }
+
     /// Like `load_file`, for a caller that retries transient failures: `retries_left` says
     /// whether one would be retried, and the ledger records it so that alerts do not count a
     /// failure that is about to be tried again.
@@ -141,19 +152,27 @@ impl<'p> Loader<'p> {
         path: &Path,
         retries_left: bool,
     ) -> Result<DeliveryReport> {
+        self.load_started(
+            pipeline,
+            path,
+            retries_left,
+            PendingFingerprint::start(path),
+        )
+    }
+
+    fn load_started(
+        &self,
+        pipeline: &Pipeline,
+        path: &Path,
+        retries_left: bool,
+        hashing: PendingFingerprint,
+    ) -> Result<DeliveryReport> {
         let started = Instant::now();
         let source = path.display().to_string();
         // Hashing the whole file takes as long as opening the input and reading its first
         // batch; neither needs the other, so they run side by side.
-        let (print, input) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| fingerprint(path));
-            let input = open_input(&self.runtime, self.project, pipeline, path);
-            let print = hashing
-                .join()
-                .unwrap_or_else(|_| Err(Error::Internal("hashing the file panicked".into())));
-            (print, input)
-        });
-        let print = match print {
+        let input = open_input(&self.runtime, self.project, pipeline, path);
+        let print = match hashing.wait() {
             Ok(print) => print,
             Err(e) if e.class() != ErrorClass::Bug => {
                 return self.unreadable(pipeline, source, e, started, retries_left);
