@@ -191,4 +191,23 @@ mod tests {
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "café Ñandú");
     }
+
+    #[test]
+    fn a_pending_fingerprint_is_the_files_hash_or_its_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.csv");
+        std::fs::write(&path, "x\n1\n").unwrap();
+        let print = PendingFingerprint::start(&path).wait().unwrap();
+        assert_eq!(print, fingerprint(&path).unwrap());
+        assert_eq!(print.size, 4);
+        // printf 'x\n1\n' | sha256sum
+        assert_eq!(
+            print.sha256,
+            "daff832f802000e645771a60983c76c963f6ee602a6230e45237bd360e91cc1a"
+        );
+        let missing = dir.path().join("missing.csv");
+        let err = PendingFingerprint::start(&missing).wait().unwrap_err();
+        assert!(err.to_string().contains("missing.csv"), "{err}");
+        assert!(err.to_string().contains("cannot open"), "{err}");
+    }
 }
