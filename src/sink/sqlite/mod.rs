@@ -177,15 +177,19 @@ impl SqliteWriter {
             return Ok(());
         }
         let path = &self.path;
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .context(|| format!("starting a transaction on {}", path.display()))?;
-        self.state = TransactionState::Open;
+        // The marker table is created in a transaction of its own, before the delivery's. Its
+        // pages, created inside a bulk load, would be the oldest dirty pages, so the first to be
+        // spilled to the WAL; the marker written at the end then overwrites them in place, and
+        // SQLite's commit must re-read the whole WAL from there to redo its checksums.
         self.conn
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
             ))
             .context(|| format!("creating {MARKERS} in {}", path.display()))?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .context(|| format!("starting a transaction on {}", path.display()))?;
+        self.state = TransactionState::Open;
         if committed(&self.conn, path, &self.ctx.load_id)? {
             self.conn
                 .execute_batch("ROLLBACK")
