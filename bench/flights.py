@@ -208,6 +208,9 @@ def print_header(args: argparse.Namespace) -> None:
 
 def measure(argv: list[str], cwd: Path | None, log: Path, outdir: Path) -> Run:
     """Runs argv to completion; returns wall time and the child's own peak RSS."""
+    # Flush what earlier runs left dirty in the page cache, untimed: otherwise a tool's own
+    # syncs also wait for the writeback of whichever tool ran before it.
+    os.sync()
     with open(log, "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
