@@ -337,3 +337,63 @@ fn flush_over_budget(open: &mut HashMap<FileId, Staged>, budget: usize) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..5_000));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..5_000).map(|i| format!("carrier-{}", i % 17)),
+        ));
+        RecordBatch::try_from_iter([("id", ids), ("name", names)]).unwrap()
+    }
+
+    fn parquet_bytes(level: i32) -> Vec<u8> {
+        let batch = batch();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(level).unwrap()))
+            .build();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        out
+    }
+
+    fn read_back(parquet: &[u8]) -> RecordBatch {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, parquet).unwrap();
+        let batches = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
+        datafusion::arrow::compute::concat_batches(&batch().schema(), &batches).unwrap()
+    }
+
+    /// The vendored zstd-safe keeps dropped contexts for reuse on their thread: one that has
+    /// compressed at another level, and decompressed, must write the same bytes as a new one.
+    #[test]
+    fn reused_zstd_contexts_write_what_new_ones_do() {
+        let fresh = std::thread::spawn(|| parquet_bytes(1)).join().unwrap();
+        let reused = std::thread::spawn(|| {
+            let other = parquet_bytes(19);
+            assert_eq!(read_back(&other), batch());
+            parquet_bytes(1)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(fresh, reused);
+        assert_eq!(read_back(&reused), batch());
+    }
+}
