@@ -73,6 +73,19 @@ fn int64_column(text: &StringArray) -> datafusion::arrow::array::Int64Array {
 }
 
 fn parse_int64(text: &[u8]) -> Option<i64> {
+    // Up to 18 plain digits cannot overflow: one pass without checks or branches per digit.
+    if (1..=18).contains(&text.len()) {
+        let mut n: i64 = 0;
+        let mut digits = true;
+        for &b in text {
+            let d = b.wrapping_sub(b'0');
+            digits &= d <= 9;
+            n = n.wrapping_mul(10).wrapping_add(i64::from(d));
+        }
+        if digits {
+            return Some(n);
+        }
+    }
     let text = text.trim_ascii();
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -175,6 +188,9 @@ mod tests {
             "00000000000000000000123",
             "-000000000000000000009",
             "123456789012345678",
+            "999999999999999999",
+            "zzzzzzzzzzzzzzzzzz",
+            "\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}",
             "1234567890123456789",
             "99999999999999999999",
             "1.0",
