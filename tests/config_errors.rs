@@ -432,3 +432,29 @@ min_rows = 0
     );
     assert!(run.stderr.trim().is_empty(), "stderr: {}", run.stderr);
 }
+
+/// A record limit is bounded on both sides: below 1 KiB nothing real fits, above 1 GiB a batch's
+/// text column could pass Arrow's 2 GiB offsets.
+#[test]
+fn max_record_bytes_out_of_range_is_reported() {
+    for (value, needle) in [
+        ("512", "at least 1024"),
+        ("2147483648", "at most 1073741824"),
+    ] {
+        let text = format!(
+            r#"[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.orders]
+source = {{ kind = "folder", path = "incoming", format = "csv", max_record_bytes = {value} }}
+load = [{{ into = "warehouse", table = "orders" }}]
+"#
+        );
+        let p = TestProject::new(&text);
+        let run = p.run(&["validate"]);
+        run.expect_no_panic().expect_code(2);
+        let errors = reported_errors(&run, p.path());
+        expect_error(&errors, &run, &config_path(&p), (6, 10), &[needle]);
+    }
+}

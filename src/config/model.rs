@@ -523,6 +523,11 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         if n < 1024 {
             t.doc
                 .error(&t.span, "max_record_bytes must be at least 1024");
+        } else if n as u64 > crate::decode::MAX_RECORD_BYTES as u64 {
+            t.doc.error(
+                &t.span,
+                "max_record_bytes must be at most 1073741824 (1 GiB, Arrow's limit for a batch's text column)",
+            );
         } else {
             csv.max_record_bytes = n as usize;
         }

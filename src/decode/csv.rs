@@ -1,94 +1,31 @@
-//! CSV → Arrow string columns, through the `csv` crate. Its reader positions (taken after each
-//! record, with `\n` as the only terminator) give the exact file line of every row, which reports
-//! need; blank lines the reader skips are found from the gaps.
+//! CSV → Arrow string columns. The scanner gives each record's first line, which reports need;
+//! blank lines it skips are found from the gaps.
+
+mod scan;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use csv::ByteRecord;
 use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, StringArray};
 
+use self::scan::{GuardedReader, Record, Scanner};
 use super::input::{Latin1ToUtf8, open_decompressed};
 use super::{Decoder, Header, RawBatch};
 use crate::config::{CsvOptions, Encoding};
 use crate::contract::Violation;
 use crate::error::{Error, Result};
 
-/// How much of the end of the input is kept, to check the last record's quotes.
-const TAIL_BYTES: usize = 64 * 1024;
-
-/// Sits between the bytes and the CSV parser: counts what was read, keeps the end of the input,
-/// and stops a line that grows past the record limit before it is buffered whole.
-struct GuardedReader<R> {
-    inner: R,
-    total: u64,
-    eof: bool,
-    tail: Vec<u8>,
-    line_len: usize,
-    lines: u64,
-    limit: usize,
-    /// Set when a line was cut off for being too long: its 1-based line number.
-    too_long: Option<u64>,
-}
-
-impl<R: Read> Read for GuardedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 {
-            self.eof = true;
-            return Ok(0);
-        }
-        let chunk = &buf[..n];
-        match memchr::memrchr(b'\n', chunk) {
-            Some(last) => {
-                let before = memchr::memchr_iter(b'\n', &chunk[..last]).count() as u64;
-                let first_len = memchr::memchr(b'\n', chunk).unwrap_or(last);
-                if self.line_len + first_len > self.limit {
-                    self.too_long = Some(self.lines + 1);
-                } else if let Some(long) =
-                    longest_line(&chunk[..=last]).filter(|(len, _)| *len > self.limit)
-                {
-                    self.too_long = Some(self.lines + long.1 + 1);
-                }
-                self.lines += before + 1;
-                self.line_len = n - last - 1;
-            }
-            None => self.line_len += n,
-        }
-        if self.line_len > self.limit && self.too_long.is_none() {
-            self.too_long = Some(self.lines + 1);
-        }
-        if self.too_long.is_some() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
-        }
-        self.total += n as u64;
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > 2 * TAIL_BYTES {
-            self.tail.drain(..self.tail.len() - TAIL_BYTES);
-        }
-        Ok(n)
-    }
-}
-
-/// Longest complete line in a chunk that ends with `\n`, and its index (0-based) in the chunk.
-fn longest_line(chunk: &[u8]) -> Option<(usize, u64)> {
-    let mut start = 0;
-    let mut best: Option<(usize, u64)> = None;
-    for (i, pos) in memchr::memchr_iter(b'\n', chunk).enumerate() {
-        let len = pos - start;
-        if best.is_none_or(|(b, _)| len > b) {
-            best = Some((len, i as u64));
-        }
-        start = pos + 1;
-    }
-    best
-}
+/// Bytes of cells a batch may hold before it ends early: with one record of at most
+/// `MAX_RECORD_BYTES` on top, a column's offsets stay within Arrow's `i32`.
+const MAX_BATCH_BYTES: usize = 256 << 20;
+/// The largest `max_record_bytes` a source may set.
+pub const MAX_RECORD_BYTES: usize = 1 << 30;
 
 pub struct CsvDecoder {
     path: PathBuf,
-    reader: csv::Reader<GuardedReader<Box<dyn Read + Send>>>,
+    scanner: Scanner<Box<dyn Read + Send>>,
     header: Header,
     null_values: Vec<Vec<u8>>,
     quote: u8,
@@ -96,9 +33,9 @@ pub struct CsvDecoder {
     quoted_newlines: bool,
     batch_rows: usize,
     max_record_bytes: usize,
-    record: ByteRecord,
+    record: Record,
     /// A record read ahead (to name the columns of header-less files), with its first line.
-    peeked: Option<(ByteRecord, u64)>,
+    peeked: Option<(Record, u64)>,
     /// Frictionless row number of the next record (the header is row 1).
     next_row: u64,
     /// The line the next record should start on; lines before it were blank.
@@ -110,17 +47,13 @@ pub struct CsvDecoder {
 }
 
 /// Field `i`, without the `\r` of a CRLF line ending on the last field.
-fn field(record: &ByteRecord, i: usize) -> Option<&[u8]> {
+fn field(record: &Record, i: usize) -> Option<&[u8]> {
     let f = record.get(i)?;
     if i + 1 == record.len() {
         Some(f.strip_suffix(b"\r").unwrap_or(f))
     } else {
         Some(f)
     }
-}
-
-fn newlines(record: &ByteRecord) -> u64 {
-    memchr::memchr_iter(b'\n', record.as_slice()).count() as u64
 }
 
 /// Compares lengths and first bytes before calling memcmp: most cells are no null token.
@@ -131,7 +64,7 @@ fn is_null(tokens: &[Vec<u8>], value: &[u8]) -> bool {
 }
 
 /// A line that holds nothing (after a CRLF's `\r` is removed).
-fn is_blank_line(record: &ByteRecord) -> bool {
+fn is_blank_line(record: &Record) -> bool {
     record.len() == 1 && field(record, 0).is_some_and(<[u8]>::is_empty)
 }
 
@@ -180,30 +113,18 @@ impl CsvDecoder {
             Encoding::Utf8 => chained,
             Encoding::Latin1 => Box::new(Latin1ToUtf8::new(chained)),
         };
-        let guarded = GuardedReader {
-            inner: decoded,
-            total: 0,
-            eof: false,
-            tail: Vec::new(),
-            line_len: 0,
-            lines: 0,
-            limit: opts.max_record_bytes,
-            too_long: None,
-        };
-        let mut builder = csv::ReaderBuilder::new();
-        builder
-            .has_headers(false)
-            .flexible(true)
+        let guarded = GuardedReader::new(decoded, opts.max_record_bytes);
+        let mut quoted = csv_core::ReaderBuilder::new();
+        quoted
             .delimiter(opts.delimiter)
             .quote(opts.quote)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(1 << 20);
+            .terminator(csv_core::Terminator::Any(b'\n'));
         if let Some(esc) = opts.escape {
-            builder.escape(Some(esc)).double_quote(false);
+            quoted.escape(Some(esc)).double_quote(false);
         }
         let mut decoder = CsvDecoder {
             path: path.to_path_buf(),
-            reader: builder.from_reader(guarded),
+            scanner: Scanner::new(guarded, &quoted, opts.delimiter, opts.quote),
             header: Header {
                 names: Vec::new(),
                 problems: Vec::new(),
@@ -218,7 +139,7 @@ impl CsvDecoder {
             quoted_newlines: opts.quoted_newlines,
             batch_rows,
             max_record_bytes: opts.max_record_bytes,
-            record: ByteRecord::new(),
+            record: Record::default(),
             peeked: None,
             next_row: 1,
             expected_line: 1,
@@ -266,8 +187,8 @@ impl CsvDecoder {
         Ok(decoder)
     }
 
-    fn csv_error(&self, e: csv::Error) -> Error {
-        if let Some(line) = self.reader.get_ref().too_long {
+    fn read_failed(&self, e: &io::Error) -> Error {
+        if let Some(line) = self.scanner.input().too_long {
             return Error::input_with_hint(
                 &self.path,
                 Some(line),
@@ -278,11 +199,7 @@ impl CsvDecoder {
                 "if such long records are expected, raise max_record_bytes on the source; otherwise the file is probably not CSV",
             );
         }
-        let line = e.position().map(|p| p.line());
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => read_error(&self.path, line, &io),
-            other => Error::input(&self.path, line, format!("malformed CSV: {other:?}")),
-        }
+        read_error(&self.path, None, e)
     }
 
     fn encoding_error(
@@ -335,27 +252,12 @@ impl CsvDecoder {
     /// lines on the way are recorded as blank-row problems.
     fn read_record(&mut self) -> Result<Option<u64>> {
         loop {
-            let has = match self.reader.read_byte_record(&mut self.record) {
-                Ok(has) => has,
-                Err(e) => return Err(self.csv_error(e)),
+            let found = match self.scanner.next(&mut self.record) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(self.read_failed(&e)),
             };
-            if !has {
-                return Ok(None);
-            }
-            let after = self.reader.position().clone();
-            let inner = newlines(&self.record);
-            let guard = self.reader.get_ref();
-            // At the end of the input the final `\n` is a terminator only if no open quote
-            // swallowed it into the last field.
-            let swallowed = self
-                .record
-                .iter()
-                .next_back()
-                .is_some_and(|f| f.ends_with(b"\n"));
-            let unterminated = guard.eof
-                && after.byte() == guard.total
-                && (guard.tail.last() != Some(&b'\n') || swallowed);
-            let line = after.line() - inner - u64::from(!unterminated);
+            let (line, inner) = (found.line, found.newlines);
             while self.expected_line < line {
                 self.pending_problems.push(Violation::blank_row(
                     self.expected_line,
@@ -372,8 +274,7 @@ impl CsvDecoder {
                 self.next_row += 1;
                 continue;
             }
-            let start_byte = self.record.position().map_or(0, |p| p.byte());
-            self.last_record = Some((line, start_byte));
+            self.last_record = Some((line, found.start_byte));
             if inner > 0 && !self.quoted_newlines {
                 return Err(Error::input_with_hint(
                     &self.path,
@@ -382,7 +283,7 @@ impl CsvDecoder {
                     "close the quote; if fields may contain line breaks, set quoted_newlines = true on the source",
                 ));
             }
-            let len = self.record.as_slice().len();
+            let len = self.record.bytes();
             if len > self.max_record_bytes {
                 return Err(Error::input_with_hint(
                     &self.path,
@@ -404,7 +305,7 @@ impl CsvDecoder {
         let Some((line, start)) = self.last_record else {
             return Ok(());
         };
-        let guard = self.reader.get_ref();
+        let guard = self.scanner.input();
         let span = guard.total.saturating_sub(start) as usize;
         if span > guard.tail.len() {
             return Ok(());
@@ -487,7 +388,7 @@ impl Decoder for CsvDecoder {
     }
 
     fn bytes_read(&self) -> u64 {
-        self.reader.position().byte()
+        self.scanner.consumed()
     }
 
     fn take_trailing_problems(&mut self) -> Vec<Violation> {
@@ -505,11 +406,12 @@ impl Decoder for CsvDecoder {
         let mut builders: Vec<BinaryBuilder> = (0..ncols)
             .map(|_| BinaryBuilder::with_capacity(capacity, capacity * 8))
             .collect();
+        let mut batch_bytes = 0;
         let mut lines = Vec::with_capacity(capacity);
         let mut rows = Vec::with_capacity(capacity);
         let mut problems = Vec::new();
         let mut bad = Vec::with_capacity(capacity);
-        while lines.len() < self.batch_rows {
+        while lines.len() < self.batch_rows && batch_bytes < MAX_BATCH_BYTES {
             let line = match self.peeked.take() {
                 Some((record, line)) => {
                     self.record = record;
@@ -532,6 +434,7 @@ impl Decoder for CsvDecoder {
             };
             problems.append(&mut self.pending_problems);
             let record = &self.record;
+            batch_bytes += record.bytes();
             let row_index = lines.len();
             let row_number = self.next_row;
             let mut row_bad = false;

@@ -16,6 +16,8 @@ use crate::config::{Format, SourceSpec};
 use crate::contract::Violation;
 use crate::error::{Error, Result};
 
+pub use self::csv::MAX_RECORD_BYTES;
+
 pub use input::{FileFingerprint, PendingFingerprint, fingerprint};
 
 /// One batch of rows as read from the file.
