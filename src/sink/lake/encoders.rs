@@ -8,6 +8,10 @@
 //! only renames: creating hundreds of folders is slow on some filesystems (ext4 without a
 //! journal looks for inodes that were not recently freed), and it then happens while rows are
 //! still being encoded instead of after.
+//!
+//! Finished files are left to the commit's `syncfs`, not written back one by one as they close
+//! (as the SQLite WAL is): that writeback ran on the encoder threads while both cores were busy
+//! encoding, and the kernel does it for hundreds of files at once at the commit, beside SQLite's.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,7 +29,6 @@ use datafusion::parquet::schema::types::ColumnPath;
 
 use super::ManifestFile;
 use crate::error::{Context, Error, Result};
-use crate::sink::writeback::start_writeback;
 
 /// Buffered (not yet flushed) Parquet data per delivery before the largest writers flush a row
 /// group: keeps memory flat however many partitions a file spreads over.
@@ -249,11 +252,10 @@ fn encode(
                 let Some(staged) = open.remove(&id) else {
                     return Err(Error::Internal(format!("lake file {id} is not open")));
                 };
-                let file = staged
+                staged
                     .writer
-                    .into_inner()
+                    .close()
                     .context(|| format!("finishing {}", staged.relative))?;
-                start_writeback(&file);
                 finished.push((
                     table,
                     ManifestFile {
