@@ -528,7 +528,10 @@ fn source(root: &Path, value: &ValueReader<'_, '_, '_>) -> Option<SourceSpec> {
         } else if n as u64 > crate::decode::MAX_RECORD_BYTES as u64 {
             t.doc.error(
                 &t.span,
-                "max_record_bytes must be at most 1073741824 (1 GiB, Arrow's limit for a batch's text column)",
+                format!(
+                    "max_record_bytes must be at most {} (1 GiB: a batch's text column must stay under Arrow's 2 GiB)",
+                    crate::decode::MAX_RECORD_BYTES
+                ),
             );
         } else {
             csv.max_record_bytes = n as usize;

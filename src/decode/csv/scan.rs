@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 
 /// How much of the end of the input is kept, to check the last record's quotes.
-pub const TAIL_BYTES: usize = 64 * 1024;
+const TAIL_BYTES: usize = 64 * 1024;
 /// Bytes asked of the input per read.
 const CHUNK: usize = 1 << 20;
 
@@ -183,6 +183,9 @@ pub struct Scanner<R> {
     delimiter: u8,
     quote: u8,
     core: csv_core::Reader,
+    /// csv_core's field ends for a quoted record, kept between records: files that quote every
+    /// field take that path for each one.
+    quoted_ends: Vec<usize>,
 }
 
 impl<R: Read> Scanner<R> {
@@ -207,6 +210,7 @@ impl<R: Read> Scanner<R> {
             delimiter,
             quote,
             core,
+            quoted_ends: vec![0; 32],
         }
     }
 
@@ -231,7 +235,7 @@ impl<R: Read> Scanner<R> {
                     self.line += 1;
                 }
                 Some(end) if unread[end] == b'\n' => {
-                    let found = self.found(0);
+                    let found = self.found();
                     record.split(&unread[..end], self.delimiter);
                     self.pos += end + 1;
                     self.line += 1;
@@ -242,7 +246,7 @@ impl<R: Read> Scanner<R> {
                     if unread.is_empty() {
                         return Ok(None);
                     }
-                    let found = self.found(0);
+                    let found = self.found();
                     record.split(unread, self.delimiter);
                     self.pos = self.len;
                     return Ok(Some(found));
@@ -252,11 +256,12 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    fn found(&self, newlines: u64) -> Found {
+    /// A record on one line, starting at `pos`.
+    fn found(&self) -> Found {
         Found {
             line: self.line,
             start_byte: self.consumed(),
-            newlines,
+            newlines: 0,
         }
     }
 
@@ -289,7 +294,7 @@ impl<R: Read> Scanner<R> {
         let (line, start_byte) = (self.line, self.consumed());
         record.clear();
         record.data.resize(256, 0);
-        let mut ends = vec![0usize; 32];
+        let mut ends = std::mem::take(&mut self.quoted_ends);
         let (mut written, mut fields) = (0, 0);
         loop {
             let input = &self.buf[self.pos..self.len];
@@ -311,7 +316,7 @@ impl<R: Read> Scanner<R> {
                     let grown = record.data.len() * 2;
                     record.data.resize(grown, 0);
                 }
-                ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => ends.resize((ends.len() * 2).max(32), 0),
                 ReadRecordResult::Record | ReadRecordResult::End => break,
             }
         }
@@ -322,6 +327,7 @@ impl<R: Read> Scanner<R> {
             record.ends.push(end);
             start = end;
         }
+        self.quoted_ends = ends;
         Ok(Found {
             line,
             start_byte,
@@ -458,6 +464,30 @@ mod tests {
             }
             assert_eq!(fields(&ours), theirs, "{line:?}");
         }
+    }
+
+    /// A quoted record wider and longer than the first buffers csv_core is given, twice: the
+    /// buffers grow, and are reused for the next one.
+    #[test]
+    fn wide_quoted_records_grow_the_buffers() {
+        let cells: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("cell {i} with text").into_bytes())
+            .collect();
+        let line: Vec<u8> = cells
+            .iter()
+            .map(|c| [b"\"".as_slice(), c, b"\""].concat())
+            .collect::<Vec<_>>()
+            .join(&b',');
+        let mut scanner = scanner([line.as_slice(), b"\n", &line, b"\n"].concat());
+        let mut record = Record::default();
+        for expected_line in [1, 2] {
+            let found = scanner.next(&mut record).unwrap().unwrap();
+            assert_eq!(
+                (found.line, fields(&record)),
+                (expected_line, cells.clone())
+            );
+        }
+        assert!(scanner.next(&mut record).unwrap().is_none());
     }
 
     #[test]

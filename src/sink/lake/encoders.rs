@@ -383,6 +383,32 @@ mod tests {
         datafusion::arrow::compute::concat_batches(&batch().schema(), &batches).unwrap()
     }
 
+    /// vendor/zstd-safe hands a context dropped on a thread to the next one created there: it
+    /// still has the large workspace of a level-19 compression. Were `[patch.crates-io]` lost,
+    /// the new context would be as small as one that never compressed.
+    #[test]
+    fn a_dropped_zstd_context_is_reused_on_its_thread() {
+        let bare = std::thread::spawn(|| zstd_safe::CCtx::create().sizeof())
+            .join()
+            .unwrap();
+        let (used, next) = std::thread::spawn(|| {
+            let input: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+            let mut out = Vec::with_capacity(zstd_safe::compress_bound(input.len()));
+            let mut context = zstd_safe::CCtx::create();
+            context.compress(&mut out, &input, 19).unwrap();
+            let used = context.sizeof();
+            drop(context);
+            (used, zstd_safe::CCtx::create().sizeof())
+        })
+        .join()
+        .unwrap();
+        assert!(
+            used > 10 * bare,
+            "level 19 left {used} bytes, a bare context has {bare}"
+        );
+        assert_eq!(next, used);
+    }
+
     /// The vendored zstd-safe keeps dropped contexts for reuse on their thread: one that has
     /// compressed at another level, and decompressed, must write the same bytes as a new one.
     #[test]
