@@ -1,7 +1,7 @@
-//! Sinks commit a delivery idempotently, in two phases: `prepare` makes everything durable but
-//! invisible (an open SQLite transaction, fsynced staging files), `commit` publishes it together
-//! with a marker keyed by the load id. A delivery re-run after a crash finds the marker and
-//! skips the sink, so no row is written twice.
+//! Sinks commit a delivery idempotently, in two phases: `prepare` finishes everything that bad
+//! input can fail, invisibly (an open SQLite transaction, closed staging files), and `commit`
+//! makes it durable and publishes it together with a marker keyed by the load id. A delivery
+//! re-run after a crash finds the marker and skips the sink, so no row is written twice.
 
 mod lake;
 mod sqlite;
@@ -25,9 +25,10 @@ pub enum SinkInput {
 /// One destination's writer for one delivery (possibly several tables of it).
 pub trait DeliveryWriter: Send {
     fn write(&mut self, input: SinkInput) -> Result<()>;
-    /// Make the delivery durable but not yet visible; after this only `commit` or `abort`.
+    /// Finish everything that can fail for a reason other than the disk, without making the
+    /// delivery visible; after this only `commit` or `abort`.
     fn prepare(&mut self) -> Result<()>;
-    /// Publish, together with the load's marker.
+    /// Make the delivery durable and publish it, together with the load's marker.
     fn commit(self: Box<Self>) -> Result<()>;
     /// Forget everything written for this delivery.
     fn abort(self: Box<Self>);

@@ -138,7 +138,6 @@ pub struct LakeWriter {
     encoders: Encoders,
     tables: Vec<TableWriter>,
     rejects: Vec<TableWriter>,
-    prepared: Vec<PathBuf>,
 }
 
 impl LakeWriter {
@@ -199,7 +198,6 @@ impl LakeWriter {
                 .enumerate()
                 .map(|(i, l)| table(loads.len() + i, l, format!("{}_rejects", l.table), None))
                 .collect(),
-            prepared: Vec::new(),
         }))
     }
 
@@ -543,7 +541,6 @@ impl DeliveryWriter for LakeWriter {
     }
 
     fn prepare(&mut self) -> Result<()> {
-        let staging = self.staging();
         for t in self.tables.iter_mut().chain(self.rejects.iter_mut()) {
             t.close_files(&mut self.encoders)?;
         }
@@ -556,6 +553,15 @@ impl DeliveryWriter for LakeWriter {
                 .ok_or_else(|| Error::Internal(format!("lake file for unknown table {index}")))?;
             table.closed.push(file);
         }
+        Ok(())
+    }
+
+    /// Syncing the staged files happens here rather than in `prepare`: the commits of a
+    /// delivery's destinations run side by side, so the sync overlaps SQLite's commit and
+    /// checkpoint instead of holding them back. Nothing that bad input can cause fails past
+    /// `prepare`; only the disk can.
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let staging = self.staging();
         sync_tree(&staging)?;
         // Rejects first: a load counts as committed in the lake once its main tables'
         // manifests exist, so everything else must be committed before them.
@@ -565,12 +571,7 @@ impl DeliveryWriter for LakeWriter {
                 manifests.push(m);
             }
         }
-        self.prepared = manifests;
-        Ok(())
-    }
-
-    fn commit(self: Box<Self>) -> Result<()> {
-        for tmp in &self.prepared {
+        for tmp in &manifests {
             let table = tmp
                 .file_name()
                 .and_then(|n| n.to_str())

@@ -24,6 +24,8 @@ const MARKERS: &str = "_caudal_loads";
 const ROWS_PER_STATEMENT: usize = 64;
 /// SQLite's limit on parameters per statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 const MAX_PARAMS: usize = 32_766;
+/// Write-ahead log size past which `prepare` syncs the transaction's pages ahead of the commit.
+const EARLY_SYNC_WAL_BYTES: u64 = 8 * 1024 * 1024;
 
 pub fn open_connection(path: &Path) -> Result<Connection> {
     if let Some(parent) = path.parent() {
@@ -273,6 +275,33 @@ impl SqliteWriter {
         }
     }
 
+    /// Write the transaction's cached pages to the WAL and sync it, uncommitted, when the
+    /// delivery is big. The other sinks of the delivery (a lake's encoders) usually finish
+    /// later, and the commit waits for all of them; what is synced now is off that critical
+    /// path, and the commit is left with its last frame to write and sync. Small deliveries
+    /// skip it: their commit has little to sync, and a second sync would cost more.
+    fn sync_ahead_of_commit(&mut self) -> Result<()> {
+        let big = self
+            .wal
+            .as_ref()
+            .and_then(|wal| wal.metadata().ok())
+            .is_some_and(|m| m.len() >= EARLY_SYNC_WAL_BYTES);
+        if !big {
+            return Ok(());
+        }
+        self.conn.cache_flush().context(|| {
+            format!(
+                "writing the transaction to the WAL of {}",
+                self.path.display()
+            )
+        })?;
+        if let Some(wal) = &self.wal {
+            wal.sync_data()
+                .context(|| format!("syncing the WAL of {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
     /// The INSERT for `rows` rows at once: fewer statement steps is most of SQLite's bulk speed.
     fn insert_sql(table: &str, names: &[String], rows: usize, mode: &WriteMode) -> String {
         let width = names.len();
@@ -461,7 +490,7 @@ impl DeliveryWriter for SqliteWriter {
                 )
                 .context(|| format!("writing the load marker in {}", self.path.display()))?;
         }
-        Ok(())
+        self.sync_ahead_of_commit()
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
