@@ -280,26 +280,22 @@ impl SqliteWriter {
     /// later, and the commit waits for all of them; what is synced now is off that critical
     /// path, and the commit is left with its last frame to write and sync. Small deliveries
     /// skip it: their commit has little to sync, and a second sync would cost more.
-    fn sync_ahead_of_commit(&mut self) -> Result<()> {
-        let big = self
-            .wal
-            .as_ref()
-            .and_then(|wal| wal.metadata().ok())
-            .is_some_and(|m| m.len() >= EARLY_SYNC_WAL_BYTES);
-        if !big {
+    fn sync_ahead_of_commit(&self) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        if wal
+            .metadata()
+            .map_or(true, |m| m.len() < EARLY_SYNC_WAL_BYTES)
+        {
             return Ok(());
         }
-        self.conn.cache_flush().context(|| {
-            format!(
-                "writing the transaction to the WAL of {}",
-                self.path.display()
-            )
-        })?;
-        if let Some(wal) = &self.wal {
-            wal.sync_data()
-                .context(|| format!("syncing the WAL of {}", self.path.display()))?;
-        }
-        Ok(())
+        let path = self.path.display();
+        self.conn
+            .cache_flush()
+            .context(|| format!("writing the transaction to the WAL of {path}"))?;
+        wal.sync_data()
+            .context(|| format!("syncing the WAL of {path}"))
     }
 
     /// The INSERT for `rows` rows at once: fewer statement steps is most of SQLite's bulk speed.
@@ -557,6 +553,84 @@ mod tests {
             .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sum, 15);
+    }
+
+    /// Enough rows of wide text to take the WAL past `EARLY_SYNC_WAL_BYTES`, so that `prepare`
+    /// writes and syncs the transaction's pages before the commit.
+    fn write_big_delivery(db: &Path, load_id: &str) -> (Box<SqliteWriter>, i64) {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::Field;
+        let spec = LoadSpec {
+            into: "warehouse".into(),
+            table: "t".into(),
+            mode: WriteMode::Append,
+            partition_by: None,
+            evolve: false,
+        };
+        let ctx = LoadContext {
+            load_id: load_id.into(),
+            pipeline: "p".into(),
+            source: "big.csv".into(),
+        };
+        let mut writer = Box::new(SqliteWriter::open(db, &[spec], &ctx).unwrap().unwrap());
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        let (batches, rows) = (12i64, 1000i64);
+        for b in 0..batches {
+            let ids = Int64Array::from_iter_values(b * rows..(b + 1) * rows);
+            let text = StringArray::from_iter_values((0..rows).map(|r| format!("{r:01000}")));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![std::sync::Arc::new(ids), std::sync::Arc::new(text)],
+            )
+            .unwrap();
+            writer.write(SinkInput::Rows(batch)).unwrap();
+        }
+        writer.prepare().unwrap();
+        (writer, batches * rows)
+    }
+
+    #[test]
+    fn a_big_delivery_synced_ahead_is_invisible_until_commit_and_gone_after_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let _keeper = open_keeper(&db).unwrap();
+        let reader = open_connection(&db).unwrap();
+        let visible = |conn: &Connection| -> i64 {
+            if !table_exists(conn, &db, "t").unwrap() {
+                return 0;
+            }
+            conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+
+        let (aborted, _) = write_big_delivery(&db, "L1");
+        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal >= EARLY_SYNC_WAL_BYTES,
+            "WAL of {wal} bytes: too small to sync ahead"
+        );
+        assert_eq!(
+            visible(&reader),
+            0,
+            "prepared rows are visible before the commit"
+        );
+        aborted.abort();
+        assert_eq!(visible(&reader), 0, "an aborted delivery left rows behind");
+
+        let (loaded, rows) = write_big_delivery(&db, "L2");
+        loaded.commit().unwrap();
+        assert_eq!(visible(&reader), rows);
+        let sum: i64 = reader
+            .query_row("SELECT sum(id) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, rows * (rows - 1) / 2);
+        assert!(committed(&reader, &db, "L2").unwrap());
+        assert!(!committed(&reader, &db, "L1").unwrap());
     }
 
     #[test]
