@@ -23,11 +23,13 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+mod codecs;
 mod encoders;
 
 use super::{DeliveryWriter, LoadContext, SinkInput, text};
 use crate::config::{LoadSpec, WriteMode};
 use crate::error::{Context, Error, Result};
+use codecs::ColumnCodecs;
 use encoders::{Encoders, FileId, Places};
 
 /// Partition files open at once per table (each holds ~2.5 MB of encoder state on flights). Rows usually arrive grouped by their partition
@@ -130,6 +132,9 @@ struct TableWriter {
     file_counts: HashMap<String, u32>,
     tick: u64,
     file_schema: Option<SchemaRef>,
+    /// The delivery's writer properties, which `codecs` refines for this table's columns.
+    base_properties: WriterProperties,
+    codecs: Option<ColumnCodecs>,
 }
 
 pub struct LakeWriter {
@@ -164,13 +169,10 @@ impl LakeWriter {
             .set_compression(Compression::ZSTD(level))
             .build();
         fs::create_dir_all(&staging).context(|| format!("creating {}", staging.display()))?;
-        let encoders = Encoders::start(
-            &Places {
-                staging: staging.clone(),
-                lake: lake.to_path_buf(),
-            },
-            &props,
-        )?;
+        let encoders = Encoders::start(&Places {
+            staging: staging.clone(),
+            lake: lake.to_path_buf(),
+        })?;
         let table = |index: usize, spec: &LoadSpec, name: String, partition_by: Option<String>| {
             TableWriter {
                 index,
@@ -182,6 +184,8 @@ impl LakeWriter {
                 file_counts: HashMap::new(),
                 tick: 0,
                 file_schema: None,
+                base_properties: props.clone(),
+                codecs: None,
             }
         };
         Ok(Some(LakeWriter {
@@ -344,6 +348,10 @@ impl TableWriter {
         } else {
             self.file_schema = Some(batch.schema());
         }
+        let codecs = self
+            .codecs
+            .get_or_insert_with(|| ColumnCodecs::new(&self.base_properties, &batch.schema()));
+        codecs.observe(&batch)?;
         self.tick += 1;
         if !self.files.contains_key(&dir) {
             if self.files.len() >= MAX_OPEN_FILES {
@@ -364,7 +372,8 @@ impl TableWriter {
             } else {
                 format!("{}/{dir}/{name}", self.table)
             };
-            let (id, encoder) = encoders.open(relative, batch.schema())?;
+            let properties = codecs.properties().clone();
+            let (id, encoder) = encoders.open(relative, batch.schema(), properties)?;
             self.files.insert(
                 dir.clone(),
                 OpenFile {
