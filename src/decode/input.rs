@@ -149,6 +149,14 @@ impl PendingFingerprint {
         })
     }
 
+    /// Whether `wait` would return at once.
+    pub fn is_ready(&self) -> bool {
+        match &self.0 {
+            Pending::Hashing(handle) => handle.is_finished(),
+            Pending::Done(_) => true,
+        }
+    }
+
     pub fn wait(self) -> Result<FileFingerprint> {
         match self.0 {
             Pending::Hashing(handle) => handle

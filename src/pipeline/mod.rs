@@ -1,6 +1,7 @@
 //! The runner: one delivery (one file) through decode → check → transform → sinks, with the
 //! ledger recording it and the two-phase sink commit making it exactly-once.
 
+mod batches;
 mod recovery;
 mod report;
 
@@ -17,11 +18,12 @@ use futures::StreamExt;
 
 use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
 use crate::contract::{Checker, Violation, Violations, infer_contract};
-use crate::decode::{self, Decoder, PendingFingerprint, RawBatch};
+use crate::decode::{self, PendingFingerprint};
 use crate::error::{Error, ErrorClass, Result};
 use crate::ledger::{Ledger, Outcome, Status, delivery_load_id, new_load_id};
 use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
 
+use batches::Batches;
 pub use report::DeliveryReport;
 
 /// Holds the project lock for the lifetime of a loading process.
@@ -169,9 +171,13 @@ impl<'p> Loader<'p> {
     ) -> Result<DeliveryReport> {
         let started = Instant::now();
         let source = path.display().to_string();
-        // Hashing the whole file takes as long as opening the input and reading its first
-        // batch; neither needs the other, so they run side by side.
-        let input = open_input(&self.runtime, self.project, pipeline, path);
+        // Hashing the whole file takes longer than opening the input and reading its first
+        // batch; neither needs the other, so they run side by side, and the decoder reads on
+        // until the hash is known.
+        let mut input = open_input(&self.runtime, self.project, pipeline, path);
+        if let Ok(opened) = &mut input {
+            opened.batches.read_ahead(|| hashing.is_ready());
+        }
         let print = match hashing.wait() {
             Ok(print) => print,
             Err(e) if e.class() != ErrorClass::Bug => {
@@ -446,8 +452,7 @@ struct CheckStats {
 
 #[allow(clippy::too_many_arguments)]
 fn check_all(
-    mut decoder: Box<dyn Decoder>,
-    first: Option<decode::RawBatch>,
+    mut batches: Batches,
     checker: &mut Checker,
     policy: OnInvalid,
     mut valid: impl FnMut(RecordBatch) -> bool,
@@ -460,9 +465,7 @@ fn check_all(
         violations: Violations::default(),
         stop_loading: false,
     };
-    let mut next = first;
-    loop {
-        let Some(raw) = next.take() else { break };
+    while let Some(raw) = batches.next()? {
         stats.rows_read += raw.num_rows() as u64;
         let checked = checker.check(raw, &mut stats.violations)?;
         if let Some(rejected) = &checked.rejected {
@@ -482,15 +485,14 @@ fn check_all(
             stats.stop_loading = true;
         }
         if let Some(bar) = feedback.progress {
-            bar.set_position(decoder.bytes_read());
+            bar.set_position(batches.bytes_read());
         }
         feedback.check_cancelled()?;
         if policy == OnInvalid::Reject && stats.stop_loading && stats.violations.truncated() {
             break;
         }
-        next = decoder.next_batch()?;
     }
-    stats.violations.extend(decoder.take_trailing_problems());
+    stats.violations.extend(batches.take_trailing_problems());
     let blank: u64 = stats
         .violations
         .errors
@@ -506,8 +508,7 @@ fn check_all(
 /// the contract and the header, and the SQL session. None of it depends on the load id, so a
 /// load opens it while the file is being hashed.
 struct OpenedInput {
-    decoder: Box<dyn Decoder>,
-    first: Option<RawBatch>,
+    batches: Batches,
     checker: Checker,
     header_problems: Vec<Violation>,
     session: SessionContext,
@@ -524,17 +525,16 @@ fn open_input(
         .as_ref()
         .map(|c| c.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let mut decoder = decode::open(path, &pipeline.source, &declared)?;
-    let first = decoder.next_batch()?;
+    let mut batches = Batches::new(decode::open(path, &pipeline.source, &declared)?);
+    let (header, first) = batches.first()?;
     let contract = match &pipeline.contract {
         Some(c) => c.clone(),
-        None => infer_contract(decoder.header(), first.as_ref()),
+        None => infer_contract(header, first),
     };
     let session = runtime.block_on(crate::transform::session_with_references(project))?;
-    let (checker, header_problems) = Checker::new(Arc::new(contract), decoder.header(), &session)?;
+    let (checker, header_problems) = Checker::new(Arc::new(contract), batches.header(), &session)?;
     Ok(OpenedInput {
-        decoder,
-        first,
+        batches,
         checker,
         header_problems,
         session,
@@ -549,8 +549,7 @@ fn execute(
     feedback: Feedback<'_>,
 ) -> Result<Run> {
     let OpenedInput {
-        decoder,
-        first,
+        batches,
         mut checker,
         header_problems,
         session,
@@ -559,8 +558,7 @@ fn execute(
         // The file cannot be loaded, but its rows are still read so the report lists every
         // problem at once.
         let mut stats = check_all(
-            decoder,
-            first,
+            batches,
             &mut checker,
             OnInvalid::Drop,
             |_| true,
@@ -597,8 +595,7 @@ fn execute(
     let stats = match &pipeline.transform {
         None => {
             let stats = check_all(
-                decoder,
-                first,
+                batches,
                 &mut checker,
                 policy,
                 |batch| {
@@ -629,8 +626,7 @@ fn execute(
                 let producer = scope.spawn(|| {
                     let input_tx = input_tx;
                     check_all(
-                        decoder,
-                        first,
+                        batches,
                         &mut checker,
                         policy,
                         |batch| input_tx.blocking_send(batch).is_ok(),
