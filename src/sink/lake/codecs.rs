@@ -3,16 +3,18 @@
 //! A lake partitioned by day holds many small files, and zstd's fixed cost per page (building
 //! its Huffman and FSE tables) then outweighs what it saves on columns that are already dense
 //! after encoding: on flights.csv, 15 of 21 columns shrank by less than 7%, and compressing them
-//! was a sixth of the whole load's CPU. So the first rows of a delivery are encoded once in
-//! memory as a sample, and a column whose sample zstd does not shrink by at least
-//! `MIN_SAVING` is written uncompressed. The decision is per column and per delivery; readers
-//! see an ordinary Parquet file whose column chunks name their own codec.
+//! was a sixth of the whole load's CPU. So the first rows of a delivery are encoded in memory
+//! as a sample, and a column whose sample zstd does not shrink by at least `MIN_SAVING` is
+//! written uncompressed; float columns are sampled with and without a dictionary first. The
+//! decisions are per column and per delivery; readers see ordinary Parquet files whose column
+//! chunks name their own encodings and codec.
 
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
@@ -67,9 +69,72 @@ impl ColumnCodecs {
         let rows = concat_batches(&batch.schema(), sample.iter())
             .context(|| "gathering rows to sample the lake's compression".into())?;
         self.sample = None;
-        self.properties = compress_where_it_pays(&self.properties, &rows)?;
+        let properties = plain_floats_that_seldom_repeat(&self.properties, &rows)?;
+        self.properties = compress_where_it_pays(&properties, &rows)?;
         Ok(())
     }
+}
+
+/// The Parquet metadata of `sample` written with `properties`.
+fn encode_sample(properties: &WriterProperties, sample: &RecordBatch) -> Result<ParquetMetaData> {
+    let mut writer = ArrowWriter::try_new(Vec::new(), sample.schema(), Some(properties.clone()))
+        .context(|| "starting the lake's encoding sample".into())?;
+    writer
+        .write(sample)
+        .context(|| "encoding the lake's encoding sample".into())?;
+    writer
+        .close()
+        .context(|| "finishing the lake's encoding sample".into())
+}
+
+/// Float columns are dictionary-encoded by default, which pays for prices and other values that
+/// repeat; measured or computed values seldom do, and interning each one then costs more than
+/// the dictionary saves (on flights.csv's speed_mph: more CPU and a bigger file than plain).
+/// A float column whose sample, dictionary-encoded and compressed, is not a tenth smaller than
+/// written plain and compressed, is written plain.
+fn plain_floats_that_seldom_repeat(
+    properties: &WriterProperties,
+    sample: &RecordBatch,
+) -> Result<WriterProperties> {
+    let floats: Vec<usize> = sample
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            f.data_type().is_floating()
+                && properties.dictionary_enabled(&ColumnPath::from(f.name().as_str()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if floats.is_empty() {
+        return Ok(properties.clone());
+    }
+    let projected = sample
+        .project(&floats)
+        .context(|| "sampling the lake's float columns".into())?;
+    let mut plain = properties.clone().into_builder();
+    for field in projected.schema().fields() {
+        plain = plain.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+    }
+    let plain = plain.build();
+    let with_dictionary = encode_sample(properties, &projected)?;
+    let without = encode_sample(&plain, &projected)?;
+    let mut builder = properties.clone().into_builder();
+    for (row_group, plain_group) in with_dictionary
+        .row_groups()
+        .iter()
+        .zip(without.row_groups())
+    {
+        for (column, plain_column) in row_group.columns().iter().zip(plain_group.columns()) {
+            let size = column.compressed_size() as f64;
+            if size > (1.0 - MIN_SAVING) * plain_column.compressed_size() as f64 {
+                builder =
+                    builder.set_column_dictionary_enabled(column.column_path().clone(), false);
+            }
+        }
+    }
+    Ok(builder.build())
 }
 
 /// Encode `sample` with `properties` and turn compression off for the columns it hardly
@@ -78,14 +143,7 @@ fn compress_where_it_pays(
     properties: &WriterProperties,
     sample: &RecordBatch,
 ) -> Result<WriterProperties> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), sample.schema(), Some(properties.clone()))
-        .context(|| "starting the lake's compression sample".into())?;
-    writer
-        .write(sample)
-        .context(|| "encoding the lake's compression sample".into())?;
-    let metadata = writer
-        .close()
-        .context(|| "finishing the lake's compression sample".into())?;
+    let metadata = encode_sample(properties, sample)?;
     let mut builder = properties.clone().into_builder();
     let rows = sample.num_rows() as f64;
     for row_group in metadata.row_groups() {
@@ -133,7 +191,7 @@ fn with_column_encodings(props: &WriterProperties, schema: &SchemaRef) -> Writer
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMicrosecondArray};
     use datafusion::parquet::basic::ZstdLevel;
 
     use super::*;
@@ -230,5 +288,37 @@ mod tests {
         codecs.observe(&rows).unwrap();
         assert!(codecs.sample.is_none());
         assert_eq!(codec(&codecs, "hour"), Compression::UNCOMPRESSED);
+    }
+
+    #[test]
+    fn floats_that_seldom_repeat_are_written_plain_and_prices_keep_their_dictionary() {
+        let mut state: u64 = 42;
+        let measured: ArrayRef = Arc::new(Float64Array::from_iter_values((0..4_000).map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 11) as f64 / 1e6
+        })));
+        let price: ArrayRef = Arc::new(Float64Array::from_iter_values((0..4_000).map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            [9.99, 14.5, 120.0, 0.75][(state >> 62) as usize]
+        })));
+        let rows = RecordBatch::try_from_iter([("measured", measured), ("price", price)]).unwrap();
+        let mut codecs = ColumnCodecs::new(&zstd(), &rows.schema());
+        assert!(
+            codecs
+                .properties()
+                .dictionary_enabled(&ColumnPath::from("measured"))
+        );
+        codecs.observe(&rows).unwrap();
+        let dictionary = |column: &str| {
+            codecs
+                .properties()
+                .dictionary_enabled(&ColumnPath::from(column))
+        };
+        assert!(!dictionary("measured"));
+        assert!(dictionary("price"));
     }
 }
