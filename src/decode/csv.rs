@@ -1,6 +1,7 @@
 //! CSV → Arrow string columns. The scanner gives each record's first line, which reports need;
 //! blank lines it skips are found from the gaps.
 
+mod cells;
 mod scan;
 
 use std::collections::HashMap;
@@ -8,8 +9,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
 
+use self::cells::CellColumn;
 use self::scan::{GuardedReader, Record, Scanner};
 use super::input::{Latin1ToUtf8, open_decompressed};
 use super::{Decoder, Header, RawBatch};
@@ -224,8 +226,8 @@ impl CsvDecoder {
 
     /// The encoding error of the batch read so far, if it has one: it happened before whatever
     /// stopped the batch.
-    fn encoding_error_in(&self, builders: &mut [BinaryBuilder], lines: &[u64]) -> Option<Error> {
-        let binary: Vec<BinaryArray> = builders.iter_mut().map(BinaryBuilder::finish).collect();
+    fn encoding_error_in(&self, builders: &mut [CellColumn], lines: &[u64]) -> Option<Error> {
+        let binary: Vec<BinaryArray> = builders.iter_mut().map(CellColumn::finish).collect();
         self.first_encoding_error(&binary, lines)
     }
 
@@ -403,8 +405,8 @@ impl Decoder for CsvDecoder {
         let capacity = self.batch_rows.min(8192);
         // Bytes first, UTF-8 checked once per column at the end: one pass over the values
         // instead of one call per cell.
-        let mut builders: Vec<BinaryBuilder> = (0..ncols)
-            .map(|_| BinaryBuilder::with_capacity(capacity, capacity * 8))
+        let mut builders: Vec<CellColumn> = (0..ncols)
+            .map(|_| CellColumn::with_capacity(capacity, capacity * 8))
             .collect();
         let mut batch_bytes = 0;
         let mut lines = Vec::with_capacity(capacity);
@@ -446,13 +448,13 @@ impl Decoder for CsvDecoder {
                             all_empty = false;
                         }
                         if is_null(&self.null_values, value) {
-                            builder.append_null();
+                            builder.push_null();
                         } else {
-                            builder.append_value(value);
+                            builder.push(value);
                         }
                     }
                     None => {
-                        builder.append_null();
+                        builder.push_null();
                         row_bad = true;
                         problems.push(Violation::cell(
                             line,
@@ -501,7 +503,7 @@ impl Decoder for CsvDecoder {
             self.pending_problems = problems;
             return Ok(None);
         }
-        let binary: Vec<BinaryArray> = builders.iter_mut().map(BinaryBuilder::finish).collect();
+        let binary: Vec<BinaryArray> = builders.iter_mut().map(CellColumn::finish).collect();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(ncols);
         for column in &binary {
             match StringArray::try_from_binary(column.clone()) {
