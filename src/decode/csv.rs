@@ -441,34 +441,30 @@ impl Decoder for CsvDecoder {
             let row_number = self.next_row;
             let mut row_bad = false;
             let mut all_empty = true;
-            for (i, builder) in builders.iter_mut().enumerate() {
-                match field(record, i) {
-                    Some(value) => {
-                        if !value.is_empty() {
-                            all_empty = false;
-                        }
-                        if is_null(&self.null_values, value) {
-                            builder.push_null();
-                        } else {
-                            builder.push(value);
-                        }
-                    }
-                    None => {
-                        builder.push_null();
-                        row_bad = true;
-                        problems.push(Violation::cell(
-                            line,
-                            row_number,
-                            Some(row_index),
-                            i,
-                            &self.header.names[i],
-                            "missing-cell",
-                            "",
-                            None,
-                            "the row has fewer cells than the header".into(),
-                        ));
-                    }
+            for (builder, value) in builders.iter_mut().zip(record.fields()) {
+                if !value.is_empty() {
+                    all_empty = false;
                 }
+                if is_null(&self.null_values, value) {
+                    builder.push_null();
+                } else {
+                    builder.push(value);
+                }
+            }
+            for (i, builder) in builders.iter_mut().enumerate().skip(record.len()) {
+                builder.push_null();
+                row_bad = true;
+                problems.push(Violation::cell(
+                    line,
+                    row_number,
+                    Some(row_index),
+                    i,
+                    &self.header.names[i],
+                    "missing-cell",
+                    "",
+                    None,
+                    "the row has fewer cells than the header".into(),
+                ));
             }
             for i in ncols..record.len() {
                 let value =

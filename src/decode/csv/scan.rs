@@ -109,6 +109,23 @@ impl Record {
         Some(&self.data[*self.starts.get(i)?..*self.ends.get(i)?])
     }
 
+    /// The fields in order, the last without the `\r` of a CRLF line ending.
+    pub fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        let last = self.ends.len().wrapping_sub(1);
+        self.starts
+            .iter()
+            .zip(&self.ends)
+            .enumerate()
+            .map(move |(i, (&start, &end))| {
+                let f = &self.data[start..end];
+                if i == last {
+                    f.strip_suffix(b"\r").unwrap_or(f)
+                } else {
+                    f
+                }
+            })
+    }
+
     /// Bytes the record holds: its fields, and for a line without quotes the delimiters
     /// between them (at most the line's length, which the reader already bounds).
     pub fn bytes(&self) -> usize {
