@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod jobs;
 pub mod ledger;
+mod nulls;
 pub mod pipeline;
 pub mod scaffold;
 pub mod server;

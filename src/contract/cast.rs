@@ -5,10 +5,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBufferBuilder, Date32Builder, Int64Array, StringArray,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, Date32Builder, Int64Array, StringArray, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::FormatOptions;
@@ -16,6 +14,7 @@ use datafusion::arrow::util::display::FormatOptions;
 use super::model::ColumnType;
 use super::temporal;
 use crate::error::{Context, Result};
+use crate::nulls::nulls_at;
 
 pub fn to_type(src: &ArrayRef, ty: &ColumnType) -> Result<ArrayRef> {
     let is_text = matches!(
@@ -88,14 +87,7 @@ fn int64_column(text: &StringArray) -> Int64Array {
             }
         }
     }
-    let nulls = (!failed.is_empty()).then(|| {
-        let mut valid = BooleanBufferBuilder::new(values.len());
-        valid.append_n(values.len(), true);
-        for &row in &failed {
-            valid.set_bit(row, false);
-        }
-        NullBuffer::new(valid.finish())
-    });
+    let nulls = nulls_at(values.len(), &failed);
     Int64Array::new(values.into(), nulls)
 }
 

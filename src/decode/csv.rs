@@ -48,16 +48,6 @@ pub struct CsvDecoder {
     done: bool,
 }
 
-/// Field `i`, without the `\r` of a CRLF line ending on the last field.
-fn field(record: &Record, i: usize) -> Option<&[u8]> {
-    let f = record.get(i)?;
-    if i + 1 == record.len() {
-        Some(f.strip_suffix(b"\r").unwrap_or(f))
-    } else {
-        Some(f)
-    }
-}
-
 /// Compares lengths and first bytes before calling memcmp: most cells are no null token.
 fn is_null(tokens: &[Vec<u8>], value: &[u8]) -> bool {
     tokens
@@ -67,7 +57,7 @@ fn is_null(tokens: &[Vec<u8>], value: &[u8]) -> bool {
 
 /// A line that holds nothing (after a CRLF's `\r` is removed).
 fn is_blank_line(record: &Record) -> bool {
-    record.len() == 1 && field(record, 0).is_some_and(<[u8]>::is_empty)
+    record.len() == 1 && record.fields().next().is_some_and(<[u8]>::is_empty)
 }
 
 impl CsvDecoder {
@@ -159,8 +149,7 @@ impl CsvDecoder {
         };
         if opts.header {
             let mut names = Vec::with_capacity(decoder.record.len());
-            for i in 0..decoder.record.len() {
-                let f = field(&decoder.record, i).unwrap_or_default();
+            for (i, f) in decoder.record.fields().enumerate() {
                 names.push(
                     std::str::from_utf8(f)
                         .map_err(|e| decoder.encoding_error(first_line, i, f, e))?
@@ -466,9 +455,8 @@ impl Decoder for CsvDecoder {
                     "the row has fewer cells than the header".into(),
                 ));
             }
-            for i in ncols..record.len() {
-                let value =
-                    String::from_utf8_lossy(field(record, i).unwrap_or_default()).into_owned();
+            for (i, cell) in record.fields().enumerate().skip(ncols) {
+                let value = String::from_utf8_lossy(cell).into_owned();
                 if !value.is_empty() {
                     all_empty = false;
                 }

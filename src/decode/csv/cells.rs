@@ -2,8 +2,10 @@
 //! but its append is not inlined across crates, and a CSV batch appends once per cell: on
 //! flights.csv that call was a tenth of decoding.
 
-use datafusion::arrow::array::{BinaryArray, BooleanBufferBuilder};
-use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::array::BinaryArray;
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+
+use crate::nulls::nulls_at;
 
 pub struct CellColumn {
     values: Vec<u8>,
@@ -38,15 +40,7 @@ impl CellColumn {
     }
 
     pub fn finish(&mut self) -> BinaryArray {
-        let rows = self.offsets.len() - 1;
-        let nulls = (!self.nulls.is_empty()).then(|| {
-            let mut valid = BooleanBufferBuilder::new(rows);
-            valid.append_n(rows, true);
-            for &row in &self.nulls {
-                valid.set_bit(row, false);
-            }
-            NullBuffer::new(valid.finish())
-        });
+        let nulls = nulls_at(self.offsets.len() - 1, &self.nulls);
         let offsets = std::mem::replace(&mut self.offsets, vec![0]);
         // SAFETY: offsets start at 0 and each is the length of `values` after a push, so they
         // never decrease and the last is `values.len()`.

@@ -105,6 +105,7 @@ impl Record {
         self.ends.len()
     }
 
+    #[cfg(test)]
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         Some(&self.data[*self.starts.get(i)?..*self.ends.get(i)?])
     }

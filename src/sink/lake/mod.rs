@@ -131,10 +131,16 @@ struct TableWriter {
     /// How many files each partition folder has had in this delivery.
     file_counts: HashMap<String, u32>,
     tick: u64,
-    file_schema: Option<SchemaRef>,
-    /// The delivery's writer properties, which `codecs` refines for this table's columns.
+    /// Set by the first batch of the delivery.
+    format: Option<FileFormat>,
+    /// The delivery's writer properties, which the format's codecs refine for this table.
     base_properties: WriterProperties,
-    codecs: Option<ColumnCodecs>,
+}
+
+/// What every file of one table in one delivery holds, and how its columns are written.
+struct FileFormat {
+    schema: SchemaRef,
+    codecs: ColumnCodecs,
 }
 
 pub struct LakeWriter {
@@ -183,9 +189,8 @@ impl LakeWriter {
                 closed: Vec::new(),
                 file_counts: HashMap::new(),
                 tick: 0,
-                file_schema: None,
+                format: None,
                 base_properties: props.clone(),
-                codecs: None,
             }
         };
         Ok(Some(LakeWriter {
@@ -338,20 +343,18 @@ impl TableWriter {
         encoders: &mut Encoders,
         ctx: &LoadContext,
     ) -> Result<()> {
-        if let Some(schema) = &self.file_schema {
-            if schema.fields() != batch.schema().fields() {
-                return Err(Error::Internal(format!(
-                    "table {}: batch schema changed within one delivery",
-                    self.table
-                )));
-            }
-        } else {
-            self.file_schema = Some(batch.schema());
+        let base = &self.base_properties;
+        let format = self.format.get_or_insert_with(|| FileFormat {
+            schema: batch.schema(),
+            codecs: ColumnCodecs::new(base, &batch.schema()),
+        });
+        if format.schema.fields() != batch.schema().fields() {
+            return Err(Error::Internal(format!(
+                "table {}: batch schema changed within one delivery",
+                self.table
+            )));
         }
-        let codecs = self
-            .codecs
-            .get_or_insert_with(|| ColumnCodecs::new(&self.base_properties, &batch.schema()));
-        codecs.observe(&batch)?;
+        format.codecs.observe(&batch)?;
         self.tick += 1;
         if !self.files.contains_key(&dir) {
             if self.files.len() >= MAX_OPEN_FILES {
@@ -372,7 +375,7 @@ impl TableWriter {
             } else {
                 format!("{}/{dir}/{name}", self.table)
             };
-            let properties = codecs.properties().clone();
+            let properties = format.codecs.properties().clone();
             let (id, encoder) = encoders.open(relative, batch.schema(), properties)?;
             self.files.insert(
                 dir.clone(),
