@@ -455,7 +455,7 @@ impl Decoder for CsvDecoder {
                     "the row has fewer cells than the header".into(),
                 ));
             }
-            for (i, cell) in record.fields().enumerate().skip(ncols) {
+            for (i, cell) in (ncols..).zip(record.fields_from(ncols)) {
                 let value = String::from_utf8_lossy(cell).into_owned();
                 if !value.is_empty() {
                     all_empty = false;

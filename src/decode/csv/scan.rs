@@ -112,12 +112,19 @@ impl Record {
 
     /// The fields in order, the last without the `\r` of a CRLF line ending.
     pub fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        self.fields_from(0)
+    }
+
+    /// The fields from field `first` on (none when the record is shorter), as `fields` gives
+    /// them, without walking the ones before.
+    pub fn fields_from(&self, first: usize) -> impl Iterator<Item = &[u8]> {
         let last = self.ends.len().wrapping_sub(1);
-        self.starts
+        let first = first.min(self.ends.len());
+        self.starts[first..]
             .iter()
-            .zip(&self.ends)
-            .enumerate()
-            .map(move |(i, (&start, &end))| {
+            .zip(&self.ends[first..])
+            .zip(first..)
+            .map(move |((&start, &end), i)| {
                 let f = &self.data[start..end];
                 if i == last {
                     f.strip_suffix(b"\r").unwrap_or(f)
