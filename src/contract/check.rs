@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
     RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::kernels::cmp::{gt, gt_eq, lt, lt_eq};
 use datafusion::arrow::compute::{and, filter_record_batch, is_not_null, is_null, or};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -17,6 +18,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
 use super::cast::{expectation, to_text, to_type};
+use super::memo::ValueMemo;
 use super::model::*;
 use super::report::{Violation, Violations, truncate};
 use crate::decode::{Header, RawBatch};
@@ -543,11 +545,16 @@ fn reason(v: &Violation) -> String {
     s
 }
 
+/// Where `fails` holds for a non-null string; false for nulls.
 fn string_mask(array: &ArrayRef, fails: impl Fn(&str) -> bool) -> BooleanArray {
-    match array.as_string_opt::<i32>() {
-        Some(s) => s.iter().map(|v| v.map(&fails)).collect(),
-        None => BooleanArray::from(vec![false; array.len()]),
-    }
+    let Some(strings) = array.as_string_opt::<i32>() else {
+        return BooleanArray::from(vec![false; array.len()]);
+    };
+    let mut memo = ValueMemo::new();
+    let failed = BooleanBuffer::collect_bool(strings.len(), |i| {
+        strings.is_valid(i) && memo.check(strings.value(i), &fails)
+    });
+    BooleanArray::new(failed, None)
 }
 
 fn format_regex(format: StringFormat) -> &'static regex::Regex {

@@ -3,6 +3,7 @@
 mod cast;
 mod check;
 mod infer;
+mod memo;
 mod model;
 mod parse;
 mod report;
