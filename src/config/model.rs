@@ -188,7 +188,7 @@ pub enum OnInvalid {
     Drop,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WriteMode {
     Append,
     Replace,
