@@ -354,7 +354,7 @@ impl TableWriter {
                 self.table
             )));
         }
-        format.codecs.observe(&batch)?;
+        format.codecs.observe(&batch, &dir)?;
         self.tick += 1;
         if !self.files.contains_key(&dir) {
             if self.files.len() >= MAX_OPEN_FILES {
