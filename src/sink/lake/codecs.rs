@@ -85,7 +85,8 @@ impl ColumnCodecs {
         self.sample = None;
         let rows_per_file = rows.num_rows() as f64 / self.sampled_files.len().max(1) as f64;
         self.sampled_files = HashSet::new();
-        let properties = plain_floats_that_seldom_repeat(&self.properties, &rows)?;
+        let properties =
+            plain_where_dictionaries_do_not_pay(&self.properties, &rows, rows_per_file)?;
         self.properties = compress_where_it_pays(&properties, &rows, rows_per_file)?;
         Ok(())
     }
@@ -103,51 +104,77 @@ fn encode_sample(properties: &WriterProperties, sample: &RecordBatch) -> Result<
         .context(|| "finishing the lake's encoding sample".into())
 }
 
-/// Float columns are dictionary-encoded by default, which pays for prices and other values that
-/// repeat; measured or computed values seldom do, and interning each one then costs more than
-/// the dictionary saves (on flights.csv's speed_mph: more CPU and a bigger file than plain).
-/// A float column whose sample, dictionary-encoded and compressed, is not a tenth smaller than
-/// written plain and compressed, is written plain.
-fn plain_floats_that_seldom_repeat(
+/// Float and string columns are dictionary-encoded by default, which pays for prices, codes and
+/// other values that repeat within a file; measured or computed values seldom do, nor do ids in
+/// small files, and interning each one then costs more than the dictionary saves (on
+/// flights.csv: speed_mph, and tailnum in files of one day). The sample is encoded both ways,
+/// compressed, in row groups of `rows_per_file` rows (each with its own dictionary, as each
+/// file has); a float column whose dictionary does not take a tenth off, and a string column
+/// whose dictionary makes it bigger, are written plain.
+fn plain_where_dictionaries_do_not_pay(
     properties: &WriterProperties,
     sample: &RecordBatch,
+    rows_per_file: f64,
 ) -> Result<WriterProperties> {
-    let floats: Vec<usize> = sample
+    let candidates: Vec<usize> = sample
         .schema()
         .fields()
         .iter()
         .enumerate()
         .filter(|(_, f)| {
-            f.data_type().is_floating()
-                && properties.dictionary_enabled(&ColumnPath::from(f.name().as_str()))
+            matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                || f.data_type().is_floating()
         })
+        .filter(|(_, f)| properties.dictionary_enabled(&ColumnPath::from(f.name().as_str())))
         .map(|(i, _)| i)
         .collect();
-    if floats.is_empty() {
+    if candidates.is_empty() {
         return Ok(properties.clone());
     }
     let projected = sample
-        .project(&floats)
+        .project(&candidates)
         .context(|| "sampling the lake's float columns".into())?;
-    let mut plain = properties.clone().into_builder();
+    let file_sized = properties
+        .clone()
+        .into_builder()
+        .set_max_row_group_row_count(Some((rows_per_file.round() as usize).max(1)))
+        .build();
+    let mut plain = file_sized.clone().into_builder();
     for field in projected.schema().fields() {
         plain = plain.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
     }
     let plain = plain.build();
-    let with_dictionary = encode_sample(properties, &projected)?;
-    let without = encode_sample(&plain, &projected)?;
+    let sizes = |metadata: &ParquetMetaData| -> Vec<i64> {
+        (0..projected.num_columns())
+            .map(|c| {
+                metadata
+                    .row_groups()
+                    .iter()
+                    .map(|g| g.column(c).compressed_size())
+                    .sum()
+            })
+            .collect()
+    };
+    let with_dictionary = sizes(&encode_sample(&file_sized, &projected)?);
+    let without = sizes(&encode_sample(&plain, &projected)?);
     let mut builder = properties.clone().into_builder();
-    for (row_group, plain_group) in with_dictionary
-        .row_groups()
+    for ((field, size), plain_size) in projected
+        .schema()
+        .fields()
         .iter()
-        .zip(without.row_groups())
+        .zip(with_dictionary)
+        .zip(without)
     {
-        for (column, plain_column) in row_group.columns().iter().zip(plain_group.columns()) {
-            let size = column.compressed_size() as f64;
-            if size > (1.0 - MIN_SAVING) * plain_column.compressed_size() as f64 {
-                builder =
-                    builder.set_column_dictionary_enabled(column.column_path().clone(), false);
-            }
+        // Readers group and filter dictionary-encoded strings by their codes, so a string column
+        // keeps its dictionary unless the dictionary makes it bigger.
+        let required_saving = if field.data_type().is_floating() {
+            MIN_SAVING
+        } else {
+            0.0
+        };
+        if size as f64 > (1.0 - required_saving) * plain_size as f64 {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
     }
     Ok(builder.build())
@@ -209,7 +236,9 @@ fn with_column_encodings(props: &WriterProperties, schema: &SchemaRef) -> Writer
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::array::{
+        ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
     use datafusion::parquet::basic::ZstdLevel;
 
     use super::*;
@@ -322,6 +351,36 @@ mod tests {
         codecs.observe(&rows, "").unwrap();
         assert!(codecs.sample.is_none());
         assert_eq!(codec(&codecs, "hour"), Compression::UNCOMPRESSED);
+    }
+
+    /// Sampled as files of 1,000 rows: `id` repeats across files but not within one, `code`
+    /// takes one of 16 names in every row.
+    #[test]
+    fn strings_that_seldom_repeat_within_a_file_are_written_plain_and_codes_keep_their_dictionary()
+    {
+        let mut state: u64 = 7;
+        let id: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..4_000).map(|i| format!("N{:05}", i * 7_919 % 3_000)),
+        ));
+        let code: ArrayRef = Arc::new(StringArray::from_iter_values((0..4_000).map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            format!("category-{:X}", state >> 60)
+        })));
+        let rows = RecordBatch::try_from_iter([("id", id), ("code", code)]).unwrap();
+        let mut codecs = ColumnCodecs::new(&zstd(), &rows.schema());
+        for start in (0..rows.num_rows()).step_by(1_000) {
+            let file = format!("day={}", start / 1_000);
+            codecs.observe(&rows.slice(start, 1_000), &file).unwrap();
+        }
+        let dictionary = |column: &str| {
+            codecs
+                .properties()
+                .dictionary_enabled(&ColumnPath::from(column))
+        };
+        assert!(!dictionary("id"));
+        assert!(dictionary("code"));
     }
 
     #[test]
