@@ -40,10 +40,15 @@ const MIN_BYTES_SAVED_PER_FILE: f64 = 512.0;
 pub struct ColumnCodecs {
     properties: WriterProperties,
     /// Rows kept until there are enough to decide; `None` once decided.
-    sample: Option<Vec<RecordBatch>>,
+    sample: Option<Sample>,
+}
+
+#[derive(Default)]
+struct Sample {
+    batches: Vec<RecordBatch>,
     /// The files (partitions) the sampled rows go to: the sample's rows per file foretell the
     /// size of the files' column chunks.
-    sampled_files: HashSet<String>,
+    files: HashSet<String>,
 }
 
 impl ColumnCodecs {
@@ -55,8 +60,7 @@ impl ColumnCodecs {
         });
         ColumnCodecs {
             properties,
-            sample: compressed.then(Vec::new),
-            sampled_files: HashSet::new(),
+            sample: compressed.then(Sample::default),
         }
     }
 
@@ -71,20 +75,19 @@ impl ColumnCodecs {
         let Some(sample) = &mut self.sample else {
             return Ok(());
         };
-        let held: usize = sample.iter().map(RecordBatch::num_rows).sum();
+        let held: usize = sample.batches.iter().map(RecordBatch::num_rows).sum();
         let take = batch.num_rows().min(MAX_SAMPLE_ROWS - held);
-        sample.push(batch.slice(0, take));
-        if !self.sampled_files.contains(file) {
-            self.sampled_files.insert(file.to_string());
+        sample.batches.push(batch.slice(0, take));
+        if !sample.files.contains(file) {
+            sample.files.insert(file.to_string());
         }
         if held + take < MIN_SAMPLE_ROWS {
             return Ok(());
         }
-        let rows = concat_batches(&batch.schema(), sample.iter())
+        let rows = concat_batches(&batch.schema(), sample.batches.iter())
             .context(|| "gathering rows to sample the lake's compression".into())?;
+        let rows_per_file = rows.num_rows() as f64 / sample.files.len().max(1) as f64;
         self.sample = None;
-        let rows_per_file = rows.num_rows() as f64 / self.sampled_files.len().max(1) as f64;
-        self.sampled_files = HashSet::new();
         let properties =
             plain_where_dictionaries_do_not_pay(&self.properties, &rows, rows_per_file)?;
         self.properties = compress_where_it_pays(&properties, &rows, rows_per_file)?;
@@ -133,7 +136,7 @@ fn plain_where_dictionaries_do_not_pay(
     }
     let projected = sample
         .project(&candidates)
-        .context(|| "sampling the lake's float columns".into())?;
+        .context(|| "sampling the lake's float and string columns".into())?;
     let file_sized = properties
         .clone()
         .into_builder()
