@@ -151,8 +151,6 @@ class Result:
         return max(r.rss_kib for r in self.runs) * 1024 / MIB
 
 
-
-
 def parse_args() -> argparse.Namespace:
     bench_home = Path(os.environ.get("CAUDAL_BENCH_HOME", Path.home() / ".cache/caudal-bench"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,14 +177,6 @@ def parse_args() -> argparse.Namespace:
 # Reporting helpers
 
 
-
-
-
-
-
-
-
-
 def print_header(args: argparse.Namespace) -> None:
     flags = [f for f, on in (("--quick", args.quick), ("--skip-x10", args.skip_x10)) if on]
     if not args.quick and args.reps != 3:
@@ -198,8 +188,6 @@ def print_header(args: argparse.Namespace) -> None:
     print(f"software:  caudal {git_describe(repo_root())} ({args.caudal}), {versions(PACKAGES)}")
     print(f"data:      {args.data}; {args.reps} repetition(s) per measurement, median wall, max RSS")
     print(flush=True)
-
-
 
 
 # --------------------------------------------------------------------------------------------
