@@ -53,14 +53,23 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
 
 /// A connection held open beside a destination's writers, so that none of theirs is ever the
 /// last one: the last connection to close checkpoints (two fsyncs) and deletes the WAL. SQLite
-/// counts a connection only once it has read, hence the query.
+/// counts a connection only once it has read, which creating the marker table does; created
+/// here, its commit is off the path of the first delivery's rows.
 pub fn open_keeper(path: &Path) -> Result<Connection> {
     let conn = open_connection(path)?;
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .context(|| format!("reading the schema of {}", path.display()))?;
+    create_markers(&conn, path)?;
     Ok(conn)
+}
+
+/// The marker table is created in a transaction of its own, before any delivery's. Its pages,
+/// created inside a bulk load, would be the oldest dirty pages, so the first to be spilled to
+/// the WAL; the marker written at the end then overwrites them in place, and SQLite's commit
+/// must re-read the whole WAL from there to redo its checksums.
+fn create_markers(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
+    ))
+    .context(|| format!("creating {MARKERS} in {}", path.display()))
 }
 
 fn sqlite_type(dt: &DataType) -> &'static str {
@@ -190,15 +199,8 @@ impl SqliteWriter {
             return Ok(());
         }
         let path = &self.path;
-        // The marker table is created in a transaction of its own, before the delivery's. Its
-        // pages, created inside a bulk load, would be the oldest dirty pages, so the first to be
-        // spilled to the WAL; the marker written at the end then overwrites them in place, and
-        // SQLite's commit must re-read the whole WAL from there to redo its checksums.
-        self.conn
-            .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {MARKERS} (load_id TEXT NOT NULL, table_name TEXT NOT NULL, pipeline TEXT NOT NULL, source TEXT, rows INTEGER NOT NULL, rejected INTEGER NOT NULL, committed_at TEXT NOT NULL, PRIMARY KEY (load_id, table_name))"
-            ))
-            .context(|| format!("creating {MARKERS} in {}", path.display()))?;
+        // Usually there already (open_keeper), unless the table was dropped since.
+        create_markers(&self.conn, path)?;
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .context(|| format!("starting a transaction on {}", path.display()))?;
