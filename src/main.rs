@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use caudal::config::{self, Project};
-use caudal::decode::PendingFingerprint;
 use caudal::error::{Error, Result};
 use caudal::ledger::{Ledger, Status};
 use caudal::pipeline::{DeliveryReport, Loader, files_in, project_busy};
@@ -272,13 +271,12 @@ fn run(cli: Cli) -> Result<u8> {
                 );
                 return Ok(0);
             }
-            // The first file is hashed while the loader opens the ledger and recovers.
-            let mut first = files.first().map(|path| PendingFingerprint::start(path));
-            let loader = Loader::open(&project, !json)?;
+            let (loader, first) = Loader::open_beginning(&project, !json, pipeline, &files[0])?;
+            let mut first = Some(first);
             let mut worst = 0;
             for path in files {
                 let report = match first.take() {
-                    Some(hashing) => loader.load_hashing(pipeline, &path, hashing)?,
+                    Some(begun) => loader.load_begun(pipeline, begun)?,
                     None => loader.load_file(pipeline, &path)?,
                 };
                 if json {

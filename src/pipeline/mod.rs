@@ -43,6 +43,22 @@ pub struct Loader<'p> {
     _lock: Arc<std::fs::File>,
 }
 
+/// A delivery begun by `Loader::open_beginning`: its file being hashed, its input opened.
+pub struct BegunDelivery {
+    path: PathBuf,
+    started: Instant,
+    hashing: PendingFingerprint,
+    input: Result<OpenedInput>,
+}
+
+fn new_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))
+}
+
 /// What one delivery produced before its outcome was decided.
 struct Run {
     rows_read: u64,
@@ -85,12 +101,58 @@ impl<'p> Loader<'p> {
     /// Take the project lock, open the ledger and recover from any earlier crash.
     pub fn open(project: &'p Project, progress: bool) -> Result<Self> {
         let lock = lock_project(project)?;
+        Self::open_locked(project, progress, lock, Arc::new(new_runtime()?))
+    }
+
+    /// Like `open`, with the first delivery begun beside it: the file is hashed, opened and
+    /// read ahead while the ledger and the destinations are opened (a few fsyncs each, in a
+    /// new project) and earlier crashes are recovered. Load it with `load_begun`.
+    pub fn open_beginning(
+        project: &'p Project,
+        progress: bool,
+        pipeline: &Pipeline,
+        path: &Path,
+    ) -> Result<(Self, BegunDelivery)> {
+        let lock = lock_project(project)?;
+        let runtime = Arc::new(new_runtime()?);
+        let started = Instant::now();
+        let hashing = PendingFingerprint::start(path);
+        std::thread::scope(|scope| {
+            let opening = {
+                let runtime = runtime.clone();
+                std::thread::Builder::new()
+                    .name("open-loader".into())
+                    .spawn_scoped(scope, move || {
+                        Self::open_locked(project, progress, lock, runtime)
+                    })
+                    .map_err(|e| Error::io("starting a thread", e))?
+            };
+            let mut input = open_input(&runtime, project, pipeline, path);
+            if let Ok(opened) = &mut input {
+                opened
+                    .batches
+                    .read_ahead(|| hashing.is_ready() && opening.is_finished());
+            }
+            let loader = opening
+                .join()
+                .map_err(|_| Error::Internal("opening the loader panicked".into()))??;
+            let begun = BegunDelivery {
+                path: path.to_path_buf(),
+                started,
+                hashing,
+                input,
+            };
+            Ok((loader, begun))
+        })
+    }
+
+    fn open_locked(
+        project: &'p Project,
+        progress: bool,
+        lock: std::fs::File,
+        runtime: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Self> {
         let ledger = Ledger::open(&project.state_dir)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting the runtime", e))?;
         let mut keepers = Vec::new();
         for destination in project.destinations.values() {
             if let crate::config::Destination::Sqlite { path } = destination {
@@ -100,7 +162,7 @@ impl<'p> Loader<'p> {
         let loader = Loader {
             project,
             ledger,
-            runtime: Arc::new(runtime),
+            runtime,
             progress,
             cancel: Arc::new(AtomicBool::new(false)),
             _keepers: Arc::new(std::sync::Mutex::new(keepers)),
@@ -134,15 +196,10 @@ impl<'p> Loader<'p> {
         self.load_attempt(pipeline, path, false)
     }
 
-    /// Like `load_file`, with the file's hash started earlier (before the loader was opened,
-    /// say); `hashing` must be that of `path`.
-    pub fn load_hashing(
-        &self,
-        pipeline: &Pipeline,
-        path: &Path,
-        hashing: PendingFingerprint,
-    ) -> Result<DeliveryReport> {
-        self.load_started(pipeline, path, false, hashing)
+    /// Like `load_file`, for the delivery `open_beginning` began; `pipeline` must be the one
+    /// it was begun with.
+    pub fn load_begun(&self, pipeline: &Pipeline, begun: BegunDelivery) -> Result<DeliveryReport> {
+        self.load_started(pipeline, begun, false)
     }
 
     /// Like `load_file`, for a caller that retries transient failures: `retries_left` says
@@ -154,27 +211,32 @@ impl<'p> Loader<'p> {
         path: &Path,
         retries_left: bool,
     ) -> Result<DeliveryReport> {
-        self.load_started(
-            pipeline,
-            path,
-            retries_left,
-            PendingFingerprint::start(path),
-        )
+        let begun = BegunDelivery {
+            path: path.to_path_buf(),
+            started: Instant::now(),
+            hashing: PendingFingerprint::start(path),
+            input: open_input(&self.runtime, self.project, pipeline, path),
+        };
+        self.load_started(pipeline, begun, retries_left)
     }
 
+    /// Hashing the whole file takes longer than opening the input and reading its first batch;
+    /// neither needs the other, so they run side by side, and the decoder reads on until the
+    /// hash is known.
     fn load_started(
         &self,
         pipeline: &Pipeline,
-        path: &Path,
+        begun: BegunDelivery,
         retries_left: bool,
-        hashing: PendingFingerprint,
     ) -> Result<DeliveryReport> {
-        let started = Instant::now();
+        let BegunDelivery {
+            path,
+            started,
+            hashing,
+            mut input,
+        } = begun;
+        let path = path.as_path();
         let source = path.display().to_string();
-        // Hashing the whole file takes longer than opening the input and reading its first
-        // batch; neither needs the other, so they run side by side, and the decoder reads on
-        // until the hash is known.
-        let mut input = open_input(&self.runtime, self.project, pipeline, path);
         if let Ok(opened) = &mut input {
             opened.batches.read_ahead(|| hashing.is_ready());
         }
