@@ -663,4 +663,25 @@ mod tests {
         let frames = std::fs::metadata(&wal).unwrap().len();
         assert!(frames > 0, "the writer's close checkpointed the WAL");
     }
+
+    #[test]
+    fn the_keeper_creates_the_marker_table_and_a_writer_recreates_a_dropped_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let keeper = open_keeper(&db).unwrap();
+        assert!(table_exists(&keeper, &db, MARKERS).unwrap());
+        keeper
+            .execute_batch(&format!("DROP TABLE {MARKERS}"))
+            .unwrap();
+        let (loaded, rows) = write_big_delivery(&db, "L1");
+        loaded.commit().unwrap();
+        let marked: i64 = keeper
+            .query_row(
+                &format!("SELECT rows FROM {MARKERS} WHERE load_id = 'L1'"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(marked, rows);
+    }
 }
