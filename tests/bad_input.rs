@@ -789,6 +789,125 @@ fn json_document_whose_top_level_is_an_object() {
 // ---------------------------------------------------------------------------------------------
 // Exactly once
 
+/// SHA-256 in hex: how ledgers made before BLAKE3 name content.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Make the project's ledger look as one made before BLAKE3 would: no recorded content hash,
+/// and every delivery named by the SHA-256 of `content`.
+fn predate_blake3(p: &TestProject, content: &str) -> rusqlite::Connection {
+    let ledger = rusqlite::Connection::open(p.path().join(".caudal/ledger.db")).unwrap();
+    ledger.execute_batch("DROP TABLE ledger_settings").unwrap();
+    ledger
+        .execute(
+            "UPDATE deliveries SET content_hash = ?1",
+            [sha256_hex(content.as_bytes())],
+        )
+        .unwrap();
+    ledger
+}
+
+#[test]
+fn a_ledger_from_before_blake3_keeps_naming_content_by_sha256() {
+    let p = reject_project();
+    let csv = "id,name,amount\n1,alice,1.5\n2,bob,2.0\n";
+    p.write("incoming/orders.csv", csv);
+    p.load("incoming/orders.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0);
+    let named = p.query(".caudal/ledger.db", "SELECT content_hash FROM deliveries");
+    let name = named[0][0].clone().unwrap_or_default();
+    assert!(
+        name.starts_with("blake3:"),
+        "a new ledger names content {name}"
+    );
+    predate_blake3(&p, csv);
+
+    // The same content again, under another name: still recognised.
+    p.write("incoming/orders-copy.csv", csv);
+    p.load("incoming/orders-copy.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0)
+        .expect_mentions_any(&["skipped", "duplicate"]);
+    assert_eq!(p.count("warehouse.db", "orders"), Some(2));
+    assert_eq!(
+        p.query(
+            ".caudal/ledger.db",
+            "SELECT value FROM ledger_settings WHERE name = 'content_hash'"
+        ),
+        [[Some("sha256".to_string())]]
+    );
+
+    // New content in that ledger is named by SHA-256 too.
+    let more = "id,name,amount\n3,carol,3.0\n";
+    p.write("incoming/more.csv", more);
+    p.load("incoming/more.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0);
+    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    assert_eq!(
+        p.query(
+            ".caudal/ledger.db",
+            "SELECT content_hash FROM deliveries WHERE source LIKE '%more.csv'"
+        ),
+        [[Some(sha256_hex(more.as_bytes()))]]
+    );
+}
+
+/// A delivery interrupted under a ledger made before BLAKE3 is resumed under its old load id,
+/// which the warehouse's marker already carries: its rows are not loaded twice.
+#[test]
+fn an_interrupted_delivery_from_before_blake3_resumes_under_its_old_load_id() {
+    let p = TestProject::new(
+        r#"[destinations.warehouse]
+kind = "sqlite"
+path = "warehouse.db"
+
+[pipelines.orders]
+source = { kind = "folder", path = "incoming" }
+contract = "contracts/orders.toml"
+load = [{ into = "warehouse", table = "orders" }]
+"#,
+    );
+    p.write("contracts/orders.toml", CONTRACT);
+    let csv = "id,name,amount\n1,alice,1.5\n2,bob,2.0\n";
+    p.write("incoming/orders.csv", csv);
+    p.load("incoming/orders.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0);
+    // As a caudal before BLAKE3 leaves it when killed between the warehouse's commit and the
+    // ledger's: the rows and the marker in, the delivery still running.
+    let old_id = caudal::ledger::delivery_load_id("orders", &sha256_hex(csv.as_bytes()));
+    let ledger = predate_blake3(&p, csv);
+    ledger
+        .execute(
+            "UPDATE deliveries SET load_id = ?1, status = 'running', finished_at = NULL",
+            [&old_id],
+        )
+        .unwrap();
+    drop(ledger);
+    let warehouse = rusqlite::Connection::open(p.path().join("warehouse.db")).unwrap();
+    warehouse
+        .execute("UPDATE _caudal_loads SET load_id = ?1", [&old_id])
+        .unwrap();
+    drop(warehouse);
+
+    p.write("incoming/more.csv", "id,name,amount\n3,carol,3.0\n");
+    p.load("incoming/more.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0);
+    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    assert_eq!(
+        p.query(
+            ".caudal/ledger.db",
+            &format!("SELECT status FROM deliveries WHERE load_id = '{old_id}'")
+        ),
+        [[Some("loaded".to_string())]]
+    );
+}
+
 #[test]
 fn the_same_content_is_loaded_once() {
     let p = reject_project();

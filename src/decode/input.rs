@@ -119,10 +119,50 @@ impl<R: Read> Read for Latin1ToUtf8<R> {
     }
 }
 
-/// Identity of a file's content: the ledger skips a delivery whose hash it has already loaded.
+/// How a file's content is named: the ledger skips a delivery whose content it has already
+/// loaded, and the load id every sink marks is derived from the name. A ledger keeps the
+/// algorithm it was created with, so that the same content keeps its name and its load id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentHash {
+    /// Ledgers created before BLAKE3: their names are bare hex.
+    Sha256,
+    /// Names are `blake3:` and hex. Five times faster than SHA-256 with SHA-NI (4.5 against
+    /// 25.9 ms for a 31 MB file), and a delivery's sinks wait for the name.
+    Blake3,
+}
+
+const BLAKE3_PREFIX: &str = "blake3:";
+
+impl ContentHash {
+    /// The algorithm that made a recorded name.
+    pub fn of(name: &str) -> ContentHash {
+        if name.starts_with(BLAKE3_PREFIX) {
+            ContentHash::Blake3
+        } else {
+            ContentHash::Sha256
+        }
+    }
+
+    /// As the ledger records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentHash::Sha256 => "sha256",
+            ContentHash::Blake3 => "blake3",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ContentHash> {
+        [ContentHash::Sha256, ContentHash::Blake3]
+            .into_iter()
+            .find(|h| h.as_str() == s)
+    }
+}
+
+/// Identity of a file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFingerprint {
-    pub sha256: String,
+    /// The content's name under the ledger's `ContentHash`.
+    pub content_hash: String,
     pub size: u64,
 }
 
@@ -138,14 +178,14 @@ enum Pending {
 }
 
 impl PendingFingerprint {
-    pub fn start(path: &Path) -> Self {
+    pub fn start(path: &Path, algorithm: ContentHash) -> Self {
         let owned = path.to_path_buf();
         let spawned = std::thread::Builder::new()
             .name("fingerprint".into())
-            .spawn(move || fingerprint(&owned));
+            .spawn(move || fingerprint(&owned, algorithm));
         PendingFingerprint(match spawned {
             Ok(handle) => Pending::Hashing(handle),
-            Err(_) => Pending::Done(fingerprint(path)),
+            Err(_) => Pending::Done(fingerprint(path, algorithm)),
         })
     }
 
@@ -167,9 +207,30 @@ impl PendingFingerprint {
     }
 }
 
-pub fn fingerprint(path: &Path) -> Result<FileFingerprint> {
+pub fn fingerprint(path: &Path, algorithm: ContentHash) -> Result<FileFingerprint> {
+    let (content_hash, size) = match algorithm {
+        ContentHash::Sha256 => {
+            let mut hasher = Sha256::new();
+            let size = read_through(path, |chunk| hasher.update(chunk))?;
+            (hex::encode(hasher.finalize()), size)
+        }
+        ContentHash::Blake3 => {
+            let mut hasher = blake3::Hasher::new();
+            let size = read_through(path, |chunk| {
+                hasher.update(chunk);
+            })?;
+            (
+                format!("{BLAKE3_PREFIX}{}", hasher.finalize().to_hex()),
+                size,
+            )
+        }
+    };
+    Ok(FileFingerprint { content_hash, size })
+}
+
+/// Feed the whole file to `consume`, a chunk at a time; returns its size.
+fn read_through(path: &Path, mut consume: impl FnMut(&[u8])) -> Result<u64> {
     let mut file = open_file(path)?;
-    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -177,15 +238,11 @@ pub fn fingerprint(path: &Path) -> Result<FileFingerprint> {
             .read(&mut buf)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if n == 0 {
-            break;
+            return Ok(size);
         }
         size += n as u64;
-        hasher.update(&buf[..n]);
+        consume(&buf[..n]);
     }
-    Ok(FileFingerprint {
-        sha256: hex::encode(hasher.finalize()),
-        size,
-    })
 }
 
 #[cfg(test)]
@@ -205,16 +262,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.csv");
         std::fs::write(&path, "x\n1\n").unwrap();
-        let print = PendingFingerprint::start(&path).wait().unwrap();
-        assert_eq!(print, fingerprint(&path).unwrap());
+        let print = PendingFingerprint::start(&path, ContentHash::Blake3)
+            .wait()
+            .unwrap();
+        assert_eq!(print, fingerprint(&path, ContentHash::Blake3).unwrap());
         assert_eq!(print.size, 4);
-        // printf 'x\n1\n' | sha256sum
+        // printf 'x\n1\n' | b3sum
         assert_eq!(
-            print.sha256,
+            print.content_hash,
+            "blake3:c7c65a8f445b8e1a349cec7357f37b94aca0755eabd6789df366f5d8650a4e42"
+        );
+        assert_eq!(ContentHash::of(&print.content_hash), ContentHash::Blake3);
+        // printf 'x\n1\n' | sha256sum
+        let legacy = fingerprint(&path, ContentHash::Sha256).unwrap();
+        assert_eq!(
+            legacy.content_hash,
             "daff832f802000e645771a60983c76c963f6ee602a6230e45237bd360e91cc1a"
         );
+        assert_eq!(ContentHash::of(&legacy.content_hash), ContentHash::Sha256);
         let missing = dir.path().join("missing.csv");
-        let err = PendingFingerprint::start(&missing).wait().unwrap_err();
+        let err = PendingFingerprint::start(&missing, ContentHash::Blake3)
+            .wait()
+            .unwrap_err();
         assert!(err.to_string().contains("missing.csv"), "{err}");
         assert!(err.to_string().contains("cannot open"), "{err}");
     }

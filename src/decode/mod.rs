@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 
 pub use self::csv::MAX_RECORD_BYTES;
 
-pub use input::{FileFingerprint, PendingFingerprint, fingerprint};
+pub use input::{ContentHash, FileFingerprint, PendingFingerprint, fingerprint};
 
 /// One batch of rows as read from the file.
 pub struct RawBatch {

@@ -14,7 +14,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::error::{Context, Result};
+use crate::decode::ContentHash;
+use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +103,7 @@ pub struct Outcome {
 
 pub struct Ledger {
     conn: Connection,
+    content_hash: ContentHash,
 }
 
 const SCHEMA: &str = "
@@ -124,6 +126,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_hash ON deliveries (pipeline, content_hash, status);
 CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status);
+CREATE TABLE IF NOT EXISTS ledger_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 impl Ledger {
@@ -137,13 +140,39 @@ impl Ledger {
         // under the same id and every sink that had committed it skips it.
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .context(|| "configuring the ledger".into())?;
+        // Settled before the schema is made: a ledger that has no deliveries table yet is new.
+        let content_hash = settled_content_hash(&conn, &path)?;
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(jobs::SCHEMA))
             .and_then(|()| conn.execute_batch(access::SCHEMA))
             .and_then(|()| conn.execute_batch(alerts::SCHEMA))
             .and_then(|()| alerts::migrate(&conn))
+            .and_then(|()| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO ledger_settings (name, value) VALUES ('content_hash', ?1)",
+                    [content_hash.as_str()],
+                )
+            })
             .context(|| format!("creating the ledger in {}", path.display()))?;
-        Ok(Ledger { conn })
+        Ok(Ledger { conn, content_hash })
+    }
+
+    /// How this ledger names content; see `ContentHash`.
+    pub fn content_hash(&self) -> ContentHash {
+        self.content_hash
+    }
+
+    /// What `content_hash` of the project's ledger will be, found without creating or
+    /// changing the ledger, so that a file can be hashed while the ledger opens. A guess
+    /// only when the ledger cannot be read (then `open` reports why).
+    pub fn content_hash_of(state_dir: &Path) -> ContentHash {
+        let path = state_dir.join("ledger.db");
+        if !path.exists() {
+            return ContentHash::Blake3;
+        }
+        crate::sink::open_connection(&path)
+            .and_then(|conn| settled_content_hash(&conn, &path))
+            .unwrap_or(ContentHash::Blake3)
     }
 
     /// The load id of an earlier delivery of the same content that was loaded, if any.
@@ -228,9 +257,10 @@ impl Ledger {
         if !path.exists() {
             return Ledger::open(state_dir);
         }
-        Ok(Ledger {
-            conn: crate::sink::open_connection(&path)?,
-        })
+        let conn = crate::sink::open_connection(&path)?;
+        // Readers never name content, so a ledger a newer caudal wrote is still readable.
+        let content_hash = settled_content_hash(&conn, &path).unwrap_or(ContentHash::Blake3);
+        Ok(Ledger { conn, content_hash })
     }
 
     /// A page of deliveries, newest first, with the filters the API offers.
@@ -318,6 +348,41 @@ pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The ledger's recorded content hash; a ledger that has deliveries but no record of it
+/// predates BLAKE3 and keeps SHA-256, so that content it loaded keeps its name and load id.
+fn settled_content_hash(conn: &Connection, path: &Path) -> Result<ContentHash> {
+    let table_exists = |name: &str| {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    let recorded = || -> rusqlite::Result<Option<String>> {
+        if !table_exists("ledger_settings")? {
+            return Ok(None);
+        }
+        conn.query_row(
+            "SELECT value FROM ledger_settings WHERE name = 'content_hash'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    let reading = || format!("reading the settings of the ledger {}", path.display());
+    match recorded().context(reading)? {
+        Some(name) => ContentHash::parse(&name).ok_or_else(|| {
+            Error::usage(format!(
+                "the ledger {} names its content hash `{name}`, which this caudal does not know; it was written by a newer caudal, so run that one",
+                path.display()
+            ))
+        }),
+        None if table_exists("deliveries").context(reading)? => Ok(ContentHash::Sha256),
+        None => Ok(ContentHash::Blake3),
+    }
+}
+
 fn now() -> String {
     stamp(chrono::Utc::now())
 }
@@ -341,4 +406,31 @@ pub fn new_load_id() -> String {
     let t = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let r: u32 = rand::random();
     format!("{t}-{r:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+
+    #[test]
+    fn a_new_ledger_names_content_by_blake3_and_refuses_a_name_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Ledger::content_hash_of(dir.path()), ContentHash::Blake3);
+        let ledger = Ledger::open(dir.path()).unwrap();
+        assert_eq!(ledger.content_hash(), ContentHash::Blake3);
+        assert_eq!(Ledger::content_hash_of(dir.path()), ContentHash::Blake3);
+        ledger
+            .conn
+            .execute("UPDATE ledger_settings SET value = 'xxh3'", [])
+            .unwrap();
+        drop(ledger);
+        let Err(err) = Ledger::open(dir.path()) else {
+            panic!("a ledger naming content by xxh3 was opened");
+        };
+        let message = err.to_string();
+        assert!(message.contains("`xxh3`"), "{message}");
+        assert!(message.contains("newer caudal"), "{message}");
+        assert_eq!(err.class(), ErrorClass::Config);
+    }
 }

@@ -116,7 +116,8 @@ impl<'p> Loader<'p> {
         let lock = lock_project(project)?;
         let runtime = Arc::new(new_runtime()?);
         let started = Instant::now();
-        let hashing = PendingFingerprint::start(path);
+        let content_hash = Ledger::content_hash_of(&project.state_dir);
+        let hashing = PendingFingerprint::start(path, content_hash);
         std::thread::scope(|scope| {
             let opening = {
                 let runtime = runtime.clone();
@@ -133,9 +134,14 @@ impl<'p> Loader<'p> {
                     .batches
                     .read_ahead(|| hashing.is_ready() && opening.is_finished());
             }
-            let loader = opening
+            let loader: Self = opening
                 .join()
                 .map_err(|_| Error::Internal("opening the loader panicked".into()))??;
+            let hashing = if loader.ledger.content_hash() == content_hash {
+                hashing
+            } else {
+                PendingFingerprint::start(path, loader.ledger.content_hash())
+            };
             let begun = BegunDelivery {
                 path: path.to_path_buf(),
                 started,
@@ -214,7 +220,7 @@ impl<'p> Loader<'p> {
         let begun = BegunDelivery {
             path: path.to_path_buf(),
             started: Instant::now(),
-            hashing: PendingFingerprint::start(path),
+            hashing: PendingFingerprint::start(path, self.ledger.content_hash()),
             input: open_input(&self.runtime, self.project, pipeline, path),
         };
         self.load_started(pipeline, begun, retries_left)
@@ -247,13 +253,16 @@ impl<'p> Loader<'p> {
             }
             Err(e) => return Err(e),
         };
-        if let Some(original) = self.ledger.loaded_before(&pipeline.name, &print.sha256)? {
+        if let Some(original) = self
+            .ledger
+            .loaded_before(&pipeline.name, &print.content_hash)?
+        {
             let load_id = new_load_id();
             self.ledger.record_duplicate(
                 &load_id,
                 &pipeline.name,
                 &source,
-                &print.sha256,
+                &print.content_hash,
                 print.size,
                 &original,
             )?;
@@ -262,11 +271,14 @@ impl<'p> Loader<'p> {
                 load_id, pipeline, source, original,
             ));
         }
-        let load_id = delivery_load_id(&pipeline.name, &print.sha256);
-        if !self
-            .ledger
-            .start(&load_id, &pipeline.name, &source, &print.sha256, print.size)?
-        {
+        let load_id = delivery_load_id(&pipeline.name, &print.content_hash);
+        if !self.ledger.start(
+            &load_id,
+            &pipeline.name,
+            &source,
+            &print.content_hash,
+            print.size,
+        )? {
             return Err(Error::InFlight { file: source });
         }
         let ctx = LoadContext {

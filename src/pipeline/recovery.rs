@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::Loader;
 use crate::config::Destination;
-use crate::decode::fingerprint;
+use crate::decode::{ContentHash, fingerprint};
 use crate::error::Result;
 use crate::ledger::{Outcome, Status};
 use crate::sink::recover_lake;
@@ -33,9 +33,9 @@ pub(super) fn recover(loader: &Loader<'_>) -> Result<()> {
     }
     for delivery in interrupted {
         let path = Path::new(&delivery.source);
-        let same = fingerprint(path)
+        let same = fingerprint(path, ContentHash::of(&delivery.content_hash))
             .ok()
-            .is_some_and(|f| f.sha256 == delivery.content_hash);
+            .is_some_and(|f| f.content_hash == delivery.content_hash);
         let pipeline = loader.project.pipelines.get(&delivery.pipeline);
         match (same, pipeline) {
             (true, Some(pipeline)) => {
