@@ -809,6 +809,17 @@ fn predate_blake3(p: &TestProject, content: &str) -> rusqlite::Connection {
     ledger
 }
 
+/// Load a third order from `incoming/more.csv` into a warehouse holding two; returns the file.
+fn load_one_more(p: &TestProject) -> &'static str {
+    let more = "id,name,amount\n3,carol,3.0\n";
+    p.write("incoming/more.csv", more);
+    p.load("incoming/more.csv", "orders", &[])
+        .expect_no_panic()
+        .expect_code(0);
+    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    more
+}
+
 #[test]
 fn a_ledger_from_before_blake3_keeps_naming_content_by_sha256() {
     let p = reject_project();
@@ -841,12 +852,7 @@ fn a_ledger_from_before_blake3_keeps_naming_content_by_sha256() {
     );
 
     // New content in that ledger is named by SHA-256 too.
-    let more = "id,name,amount\n3,carol,3.0\n";
-    p.write("incoming/more.csv", more);
-    p.load("incoming/more.csv", "orders", &[])
-        .expect_no_panic()
-        .expect_code(0);
-    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    let more = load_one_more(&p);
     assert_eq!(
         p.query(
             ".caudal/ledger.db",
@@ -894,11 +900,7 @@ load = [{ into = "warehouse", table = "orders" }]
         .unwrap();
     drop(warehouse);
 
-    p.write("incoming/more.csv", "id,name,amount\n3,carol,3.0\n");
-    p.load("incoming/more.csv", "orders", &[])
-        .expect_no_panic()
-        .expect_code(0);
-    assert_eq!(p.count("warehouse.db", "orders"), Some(3));
+    load_one_more(&p);
     assert_eq!(
         p.query(
             ".caudal/ledger.db",
