@@ -162,19 +162,6 @@ impl Ledger {
         self.content_hash
     }
 
-    /// What `content_hash` of the project's ledger will be, found without creating or
-    /// changing the ledger, so that a file can be hashed while the ledger opens. A guess
-    /// only when the ledger cannot be read (then `open` reports why).
-    pub fn content_hash_of(state_dir: &Path) -> ContentHash {
-        let path = state_dir.join("ledger.db");
-        if !path.exists() {
-            return ContentHash::Blake3;
-        }
-        crate::sink::open_connection(&path)
-            .and_then(|conn| settled_content_hash(&conn, &path))
-            .unwrap_or(ContentHash::Blake3)
-    }
-
     /// The load id of an earlier delivery of the same content that was loaded, if any.
     pub fn loaded_before(&self, pipeline: &str, content_hash: &str) -> Result<Option<String>> {
         self.conn
@@ -416,10 +403,8 @@ mod tests {
     #[test]
     fn a_new_ledger_names_content_by_blake3_and_refuses_a_name_it_does_not_know() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Ledger::content_hash_of(dir.path()), ContentHash::Blake3);
         let ledger = Ledger::open(dir.path()).unwrap();
         assert_eq!(ledger.content_hash(), ContentHash::Blake3);
-        assert_eq!(Ledger::content_hash_of(dir.path()), ContentHash::Blake3);
         ledger
             .conn
             .execute("UPDATE ledger_settings SET value = 'xxh3'", [])

@@ -18,7 +18,7 @@ use futures::StreamExt;
 
 use crate::config::{LoadSpec, OnInvalid, Pipeline, Project};
 use crate::contract::{Checker, Violation, Violations, infer_contract};
-use crate::decode::{self, PendingFingerprint};
+use crate::decode::{self, ContentHash, PendingFingerprint};
 use crate::error::{Error, ErrorClass, Result};
 use crate::ledger::{Ledger, Outcome, Status, delivery_load_id, new_load_id};
 use crate::sink::{DeliveryWriter, LoadContext, SinkInput, open_writer};
@@ -116,8 +116,10 @@ impl<'p> Loader<'p> {
         let lock = lock_project(project)?;
         let runtime = Arc::new(new_runtime()?);
         let started = Instant::now();
-        let content_hash = Ledger::content_hash_of(&project.state_dir);
-        let hashing = PendingFingerprint::start(path, content_hash);
+        // Before the ledger is open, its algorithm is not known; every ledger made since BLAKE3
+        // uses it, and one made before has the first file hashed again below.
+        let guess = ContentHash::Blake3;
+        let hashing = PendingFingerprint::start(path, guess);
         std::thread::scope(|scope| {
             let opening = {
                 let runtime = runtime.clone();
@@ -137,7 +139,7 @@ impl<'p> Loader<'p> {
             let loader: Self = opening
                 .join()
                 .map_err(|_| Error::Internal("opening the loader panicked".into()))??;
-            let hashing = if loader.ledger.content_hash() == content_hash {
+            let hashing = if loader.ledger.content_hash() == guess {
                 hashing
             } else {
                 PendingFingerprint::start(path, loader.ledger.content_hash())
